@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each installs what it needs (a .venv with the project and its extras, and
+# Debian's mosquitto when we are root and it is missing), then runs.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint mosquitto bench clean
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+test: $(STAMP) mosquitto
+	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
+	$(PY) -m mypy
+
+bench: $(STAMP)
+	$(PY) bench/wire.py
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[controller,broker,dev]'
+	touch $(STAMP)
+
+# Tests start their own mosquitto on free ports; they only need the binary.
+mosquitto:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing mosquitto (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	  else \
+	    echo "mosquitto is missing and we are not root: install the 'mosquitto' package" >&2; exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

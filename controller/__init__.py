@@ -1,0 +1,1 @@
+"""The operator side: read and render bundles, sign, publish, aggregate status."""

@@ -1,0 +1,46 @@
+"""Publishing retained messages and waiting for the broker to take them.
+
+QoS 1 and retained: the broker acknowledges each message (aiomqtt's publish
+returns after PUBACK), so the caller learns per topic whether it landed, and
+an agent that connects later, or reconnects after a week offline, still gets
+the latest one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import aiomqtt
+
+from controller import errors
+from wire import urls
+
+log = logging.getLogger(__name__)
+
+# How long one publish may wait for its PUBACK before it counts as failed.
+PUBLISH_TIMEOUT = 10.0
+
+
+def client(url: urls.BrokerUrl, *, identifier: str | None = None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        url.host,
+        url.port,
+        identifier=identifier,
+        username=url.username,
+        password=url.password,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        tls_params=aiomqtt.TLSParameters() if url.tls else None,
+        timeout=PUBLISH_TIMEOUT,
+    )
+
+
+async def publish_retained(url: urls.BrokerUrl, messages: Iterable[tuple[str, bytes]]) -> None:
+    """Publish each (topic, payload) retained at QoS 1; raise PublishError on the first failure."""
+    try:
+        async with client(url) as mqtt:
+            for topic, payload in messages:
+                await mqtt.publish(topic, payload, qos=1, retain=True)
+                log.info("published %d bytes retained to %s", len(payload), topic)
+    except aiomqtt.MqttError as exc:
+        raise errors.PublishError(f"broker {url} did not take the publish: {exc}") from exc

@@ -1,0 +1,87 @@
+"""Receiving bundles: subscribe to a group's bundle topics and verify each message.
+
+Every message goes through `wire.envelopes.verify` before anything else sees
+it; a message that fails is logged and handed on as a refusal (so status can
+report it), never as a manifest. This module owns the subscription; applying
+is someone else's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiomqtt
+
+from wire import envelopes, errors, keys, manifests, topics, urls
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    topic: str
+    manifest: manifests.Manifest
+    size: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    topic: str
+    error: errors.WireError
+
+
+Received = Accepted | Refused
+
+
+def check(
+    topic: str,
+    payload: bytes,
+    *,
+    topic_space: topics.Topics,
+    trusted: keys.Keyring,
+    applied_generation: int = 0,
+) -> Received:
+    """Decide what one message on a bundle topic is: pure, so tests need no broker."""
+    try:
+        address = topic_space.parse(topic)
+        if address.kind is not topics.Kind.BUNDLE or address.group is None or address.name is None:
+            raise errors.InvalidName(f"{topic!r} is not a bundle topic")
+        manifest = envelopes.verify(
+            payload,
+            trusted=trusted,
+            group=address.group,
+            bundle=address.name,
+            applied_generation=applied_generation,
+        )
+    except errors.WireError as exc:
+        log.warning("refused message on %s: %s: %s", topic, type(exc).__name__, exc)
+        return Refused(topic, exc)
+    return Accepted(topic, manifest, len(payload))
+
+
+async def bundles(
+    url: urls.BrokerUrl,
+    *,
+    group: str,
+    trusted: keys.Keyring,
+    topic_space: topics.Topics = topics.Topics(),
+    identifier: str | None = None,
+) -> AsyncIterator[Received]:
+    """Yield every retained and live message of `group`'s bundle topics, checked."""
+    async with aiomqtt.Client(
+        url.host,
+        url.port,
+        identifier=identifier,
+        username=url.username,
+        password=url.password,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        tls_params=aiomqtt.TLSParameters() if url.tls else None,
+    ) as client:
+        await client.subscribe(topic_space.bundles_filter(group), qos=1)
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes):
+                payload = b""
+            yield check(message.topic.value, payload, topic_space=topic_space, trusted=trusted)

@@ -1,0 +1,139 @@
+"""Status and presence documents: retained JSON that any dashboard can read.
+
+JSON, not msgpack, because these are read by people's tools (MQTT Explorer,
+Node-RED, Grafana) as much as by the controller. The shapes are TypedDicts
+(docs/protocol.md, "Status"); `decode_*` validate what arrives, since any
+cluster can write its own status topic and the controller must survive what
+it finds there.
+
+Bundle states and their ranking follow Rancher Fleet so its users read them
+at once: when one summary must stand for many, the highest-ranked state wins.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, TypedDict
+
+from wire import errors, limits
+
+
+class State(enum.Enum):
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    PENDING = "Pending"
+    OUT_OF_SYNC = "OutOfSync"
+    MODIFIED = "Modified"
+    WAIT_APPLIED = "WaitApplied"
+    ERR_APPLIED = "ErrApplied"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: ErrApplied > WaitApplied > Modified > OutOfSync > Pending > NotReady > Ready."""
+        return _RANK[self]
+
+
+_RANK = {state: rank for rank, state in enumerate(State)}
+
+
+def worst(states: list[State]) -> State:
+    """The state that stands for several; Ready when there are none."""
+    return max(states, key=lambda s: s.rank, default=State.READY)
+
+
+class ObjectRef(TypedDict):
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    message: str
+
+
+class BundleStatus(TypedDict):
+    state: str
+    generation: int
+    deployment_id: str | None
+    applied_deployment_id: str | None
+    message: str
+    non_ready: list[ObjectRef]
+    modified: list[ObjectRef]
+
+
+class NodeFacts(TypedDict):
+    kubernetes_version: str
+    platform: str
+    ready: bool
+
+
+class StatusDocument(TypedDict):
+    cluster: str
+    group: str
+    labels: dict[str, str]
+    agent_version: str
+    session: int
+    seq: int
+    ts: float
+    node: NodeFacts
+    bundles: dict[str, BundleStatus]
+
+
+class Presence(TypedDict):
+    online: bool
+    since: float
+    session: int
+
+
+def encode(document: StatusDocument | Presence) -> bytes:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _load(payload: bytes, what: str) -> dict[str, Any]:
+    if len(payload) > limits.MAX_STATUS_BYTES:
+        raise errors.TooLarge(f"{what} is {len(payload)} bytes, over the {limits.MAX_STATUS_BYTES}-byte cap")
+    try:
+        value = json.loads(payload)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise errors.Malformed(f"{what} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise errors.Malformed(f"{what} is not a JSON object")
+    return value
+
+
+def _require(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = doc.get(key)
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise errors.Malformed(f"{what}.{key} is missing or not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def decode_presence(payload: bytes) -> Presence:
+    doc = _load(payload, "presence")
+    return Presence(
+        online=_require(doc, "online", bool, "presence"),
+        since=float(_require(doc, "since", (int, float), "presence")),
+        session=_require(doc, "session", int, "presence"),
+    )
+
+
+def decode_status(payload: bytes) -> StatusDocument:
+    """Validate the fields the controller relies on; unknown fields are ignored."""
+    doc = _load(payload, "status")
+    for key, kind in (("cluster", str), ("group", str), ("agent_version", str), ("session", int),
+                      ("seq", int), ("ts", (int, float)), ("labels", dict), ("node", dict), ("bundles", dict)):
+        _require(doc, key, kind, "status")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in doc["labels"].items()):
+        raise errors.Malformed("status.labels must map strings to strings")
+    for name, bundle in doc["bundles"].items():
+        where = f"status.bundles[{name!r}]"
+        if not isinstance(bundle, dict):
+            raise errors.Malformed(f"{where} is not an object")
+        state = _require(bundle, "state", str, where)
+        if state not in _STATE_NAMES:
+            raise errors.Malformed(f"{where}.state {state[:40]!r} is not a bundle state")
+        _require(bundle, "generation", int, where)
+    document: StatusDocument = doc  # type: ignore[assignment]  # validated above
+    return document
+
+
+_STATE_NAMES = frozenset(state.value for state in State)
