@@ -22,7 +22,9 @@ STATE_DIR_ENV = "EDGEFLEET_STATE_DIR"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgefleet", description="Manage fleets of edge Kubernetes clusters.")
+    parser = argparse.ArgumentParser(
+        prog="edgefleet", description="Manage fleets of edge Kubernetes clusters."
+    )
     parser.add_argument("--version", action="version", version=f"edgefleet {wire.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

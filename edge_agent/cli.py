@@ -24,8 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="verify a captured bundle message as the agent would")
     verify.add_argument("message", type=Path, help="file holding the message payload")
     verify.add_argument("--topic", required=True, help="topic it arrived on, e.g. edge/us-west/bundles/web")
-    verify.add_argument("--trust", type=Path, action="append", required=True,
-                        help="trusted controller public key (PEM); repeat for several")
+    verify.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        required=True,
+        help="trusted controller public key (PEM); repeat for several",
+    )
     verify.add_argument("--topic-prefix", default="fleet", help="the deployment's controller topic prefix")
     verify.set_defaults(run=_verify)
     return parser
@@ -41,15 +46,21 @@ def _verify(args: argparse.Namespace) -> int:
     except errors.WireError as exc:
         print(f"edgefleet-agent: error: trusted key: {exc}", file=sys.stderr)
         return 1
-    result = receiving.check(args.topic, payload, topic_space=topics.Topics(args.topic_prefix), trusted=trusted)
+    result = receiving.check(
+        args.topic, payload, topic_space=topics.Topics(args.topic_prefix), trusted=trusted
+    )
     if isinstance(result, receiving.Refused):
         print(f"refused: {type(result.error).__name__}: {result.error}", file=sys.stderr)
         return 1
     manifest = result.manifest
-    print(f"verified {manifest.kind.value} {manifest.bundle} for group {manifest.group}, "
-          f"generation {manifest.generation}, {len(manifest.variants)} variant(s)")
+    print(
+        f"verified {manifest.kind.value} {manifest.bundle} for group {manifest.group}, "
+        f"generation {manifest.generation}, {len(manifest.variants)} variant(s)"
+    )
     for variant in manifest.variants:
-        print(f"  {variant.deployment_id[:12]}  namespace {variant.namespace}, {len(variant.objects)} objects")
+        print(
+            f"  {variant.deployment_id[:12]}  namespace {variant.namespace}, {len(variant.objects)} objects"
+        )
     return 0
 
 

@@ -18,6 +18,8 @@ from wire import envelopes, errors, keys, manifests, topics, urls
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TOPICS = topics.Topics()
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -66,7 +68,7 @@ async def bundles(
     *,
     group: str,
     trusted: keys.Keyring,
-    topic_space: topics.Topics = topics.Topics(),
+    topic_space: topics.Topics = DEFAULT_TOPICS,
     identifier: str | None = None,
 ) -> AsyncIterator[Received]:
     """Yield every retained and live message of `group`'s bundle topics, checked."""

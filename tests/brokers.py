@@ -65,7 +65,9 @@ def mosquitto(workdir: Path, *, extra_config: str = "") -> Iterator[urls.BrokerU
             lambda: process.poll() is not None or _accepts(port), timeout=10, what="mosquitto to listen"
         )
         if process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with {process.returncode}: {(workdir / 'mosquitto.log').read_text()}")
+            raise RuntimeError(
+                f"mosquitto exited with {process.returncode}: {(workdir / 'mosquitto.log').read_text()}"
+            )
         yield urls.BrokerUrl("127.0.0.1", port)
     finally:
         process.terminate()

@@ -34,7 +34,9 @@ def _body(wire_manifest: object, codec: codecs.Codec = codecs.Codec.ZSTD) -> byt
 
 
 @pytest.mark.parametrize("codec", list(codecs.Codec))
-def test_round_trips_with_each_codec(codec: codecs.Codec, signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
+def test_round_trips_with_each_codec(
+    codec: codecs.Codec, signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
     manifest = factories.manifest()
     assert _verify(envelopes.seal(manifest, signing_key, codec=codec), trusted) == manifest
 
@@ -87,7 +89,9 @@ def test_trailing_garbage_is_refused(signing_key: keys.SigningKey, trusted: keys
         _verify(data + b"\x00", trusted)
 
 
-def test_trailing_garbage_inside_signed_body_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
+def test_trailing_garbage_inside_signed_body_is_refused(
+    signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
     body = _body(manifests.to_wire(factories.manifest())) + b"junk"
     with pytest.raises(errors.TrailingData):
         _verify(_reseal(signing_key, body=body), trusted)
@@ -106,14 +110,18 @@ def test_unknown_codec_is_refused(signing_key: keys.SigningKey, trusted: keys.Ke
 
 def test_non_canonical_encoding_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
     data = envelopes.seal(factories.manifest(), signing_key)
-    version, key_id, codec, body, signature = msgpack.unpackb(data)
+    _, key_id, codec, body, signature = msgpack.unpackb(data)
     # The same five fields, with the version as a uint8 (0xcc 0x01) instead of a fixint.
-    reencoded = b"\x95\xcc\x01" + b"".join(msgpack.packb(f, use_bin_type=True) for f in (key_id, codec, body, signature))
+    reencoded = b"\x95\xcc\x01" + b"".join(
+        msgpack.packb(f, use_bin_type=True) for f in (key_id, codec, body, signature)
+    )
     with pytest.raises(errors.Malformed, match="canonical"):
         _verify(reencoded, trusted)
 
 
-def test_oversized_envelope_is_refused_before_parsing(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
+def test_oversized_envelope_is_refused_before_parsing(
+    signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
     data = envelopes.seal(factories.manifest(), signing_key)
     with pytest.raises(errors.TooLarge):
         _verify(data, trusted, caps=limits.Limits(max_envelope_bytes=len(data) - 1))
@@ -158,7 +166,9 @@ def test_decompression_bomb_is_refused_with_bounded_memory(
     assert peak < 3 * caps.max_manifest_bytes
 
 
-def test_zstd_frame_without_declared_size_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
+def test_zstd_frame_without_declared_size_is_refused(
+    signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
     raw = msgpack.packb(manifests.to_wire(factories.manifest()), use_bin_type=True)
     body = zstandard.ZstdCompressor(write_content_size=False).compressobj().compress(raw)
     body += zstandard.ZstdCompressor(write_content_size=False).compressobj().flush()
@@ -166,7 +176,9 @@ def test_zstd_frame_without_declared_size_is_refused(signing_key: keys.SigningKe
         _verify(_reseal(signing_key, body=body), trusted)
 
 
-def test_manifest_for_another_group_or_bundle_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
+def test_manifest_for_another_group_or_bundle_is_refused(
+    signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
     elsewhere = envelopes.seal(factories.manifest(group="edge/eu-central"), signing_key)
     with pytest.raises(errors.WrongBinding, match="edge/eu-central"):
         _verify(elsewhere, trusted)
@@ -202,8 +214,12 @@ def test_variant_whose_content_does_not_match_its_id_is_refused(
         (lambda w: w.pop("bundle"), "bundle"),
         (lambda w: w.update(group="edge/+"), "group"),
         (lambda w: w["targets"][0].update(deployment_id="f" * 64), "lacks"),
-        (lambda w: w["targets"][0]["cluster_selector"]["matchExpressions"].append(
-            {"key": "k", "operator": "Like", "values": []}), "operator"),
+        (
+            lambda w: w["targets"][0]["cluster_selector"]["matchExpressions"].append(
+                {"key": "k", "operator": "Like", "values": []}
+            ),
+            "operator",
+        ),
         (lambda w: w["variants"][0]["objects"][0].pop("kind"), "kind"),
         (lambda w: w.update(variants="nope"), "list"),
     ],

@@ -36,15 +36,33 @@ def test_custom_prefix_roots_controller_topics() -> None:
 
 @pytest.mark.parametrize(
     "group",
-    ["", "edge/", "/edge", "edge//west", "edge/+", "edge/#", "$SYS/x", "edge/$x", "edge/ west",
-     "fleet/summary", "fleet", "a/" * 8 + "a", "x" * 129, "edge/../x", "edge/-x", "edge/é"],
+    [
+        "",
+        "edge/",
+        "/edge",
+        "edge//west",
+        "edge/+",
+        "edge/#",
+        "$SYS/x",
+        "edge/$x",
+        "edge/ west",
+        "fleet/summary",
+        "fleet",
+        "a/" * 8 + "a",
+        "x" * 129,
+        "edge/../x",
+        "edge/-x",
+        "edge/é",
+    ],
 )
 def test_rejects_bad_group_names(group: str) -> None:
     with pytest.raises(errors.InvalidName):
         T.bundle(group, "web")
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "+", "#", "$x", "a b", "-a", "a-", ".", "..", "x" * 64, "a\x00b"])
+@pytest.mark.parametrize(
+    "name", ["", "a/b", "+", "#", "$x", "a b", "-a", "a-", ".", "..", "x" * 64, "a\x00b"]
+)
 def test_rejects_bad_bundle_and_cluster_names(name: str) -> None:
     with pytest.raises(errors.InvalidName):
         names.bundle(name)
@@ -54,8 +72,16 @@ def test_rejects_bad_bundle_and_cluster_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     "topic",
-    ["edge/us-west/bundles", "edge/us-west/other/web", "bundles/web", "edge/us-west/bundles/+",
-     "fleet/nothing", "fleet/register/a/b", "fleet/summary/bundles/a/b", "edge/us-west/status/a b"],
+    [
+        "edge/us-west/bundles",
+        "edge/us-west/other/web",
+        "bundles/web",
+        "edge/us-west/bundles/+",
+        "fleet/nothing",
+        "fleet/register/a/b",
+        "fleet/summary/bundles/a/b",
+        "edge/us-west/status/a b",
+    ],
 )
 def test_parse_refuses_foreign_topics(topic: str) -> None:
     with pytest.raises(errors.InvalidName):

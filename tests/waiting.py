@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.02, what: str = "condition") -> None:
+def until(
+    condition: Callable[[], bool], *, timeout: float, interval: float = 0.02, what: str = "condition"
+) -> None:
     """Poll `condition` until it holds; fail the test when `timeout` passes first."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -132,7 +132,8 @@ def verify(
         )
     if manifest.generation < applied_generation:
         raise errors.Replayed(
-            f"generation {manifest.generation} of {bundle} is older than applied generation {applied_generation}"
+            f"generation {manifest.generation} of {bundle} is older than "
+            f"applied generation {applied_generation}"
         )
     return manifest
 

@@ -172,7 +172,9 @@ def _variant(raw: object, index: int) -> Variant:
     where = f"variants[{index}]"
     v = _map(raw, where)
     claimed = _get(v, "deployment_id", str, where)
-    objects = tuple(_object(o, f"{where}.objects[{i}]") for i, o in enumerate(_list(v.get("objects"), f"{where}.objects")))
+    objects = tuple(
+        _object(o, f"{where}.objects[{i}]") for i, o in enumerate(_list(v.get("objects"), f"{where}.objects"))
+    )
     options = _map(v.get("options", {}), f"{where}.options")
     variant = Variant(_get(v, "namespace", str, where), objects, canonical.normalize(options))
     if variant.deployment_id != claimed:

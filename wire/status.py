@@ -102,7 +102,7 @@ def _load(payload: bytes, what: str) -> dict[str, Any]:
 
 def _require(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = doc.get(key)
-    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise errors.Malformed(f"{what}.{key} is missing or not {getattr(kind, '__name__', kind)}")
     return value
 
@@ -119,8 +119,17 @@ def decode_presence(payload: bytes) -> Presence:
 def decode_status(payload: bytes) -> StatusDocument:
     """Validate the fields the controller relies on; unknown fields are ignored."""
     doc = _load(payload, "status")
-    for key, kind in (("cluster", str), ("group", str), ("agent_version", str), ("session", int),
-                      ("seq", int), ("ts", (int, float)), ("labels", dict), ("node", dict), ("bundles", dict)):
+    for key, kind in (
+        ("cluster", str),
+        ("group", str),
+        ("agent_version", str),
+        ("session", int),
+        ("seq", int),
+        ("ts", (int, float)),
+        ("labels", dict),
+        ("node", dict),
+        ("bundles", dict),
+    ):
         _require(doc, key, kind, "status")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in doc["labels"].items()):
         raise errors.Malformed("status.labels must map strings to strings")
