@@ -11,14 +11,21 @@ own starter chart (`helm create`) with its optional objects switched on, and
 The YAML of a bundle is the text as read (plain) or as rendered, documents
 joined with "---\\n"; its gzip -9 size is Python's gzip at level 9 with mtime 0
 (the size `gzip -9 -n` gives). Msgpack is the canonical encoding of the whole
-manifest, which is what the codec compresses. Times are medians over batches
-run for at least `MIN_SECONDS` per cell; a batch is sized to last >= 1 ms so
-the timer's own cost does not count.
+manifest, which is what the codec compresses.
+
+Times are medians over batches, each batch sized to last >= 2 ms so the
+timer's own cost does not count, with the garbage collector off while a batch
+runs (as timeit does). The cells compared with each other (all codecs of one
+bundle; seal and verify of one bundle) run their batches in turn, round-robin,
+until each has had `MIN_SECONDS`, so a neighbour loading the machine slows
+them alike instead of skewing one. "spread" is half the interquartile range
+of the batches, relative to the median.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import gzip
 import os
 import platform
@@ -51,9 +58,9 @@ EXAMPLES = ROOT / "examples"
 GROUP = "edge/bench"
 ISSUED_AT = 1_700_000_000.0
 COPIES = 20
-MIN_SECONDS = 0.2
-MIN_BATCHES = 7
-BATCH_SECONDS = 0.001
+MIN_SECONDS = 0.5
+MIN_BATCHES = 9
+BATCH_SECONDS = 0.002
 
 HELM_APP_VALUES = {"replicaCount": 1, "sampleIntervalSeconds": 15}
 # Everything optional in `helm create`'s chart, so it renders all its kinds.
@@ -64,8 +71,8 @@ STARTER_VALUES = {
     "serviceAccount": {"create": True},
 }
 
-# (label, compress) pairs of part b; the zstd ones build a compressor per call
-# with the content size written, exactly as wire.codecs.compress does.
+# Levels of part b; a zstd compressor is built per call with the content size
+# written, exactly as wire.codecs.compress does.
 ZSTD_LEVELS = (3, 10, 19)
 ZLIB_LEVELS = (6, 9)
 
@@ -194,28 +201,46 @@ def manifest_of(bundle: Bundle) -> manifests.Manifest:
 # -- timing -----------------------------------------------------------------
 
 
-def median_seconds(fn: Callable[[], object]) -> float:
-    """Median time of one call of `fn`, over batches lasting >= BATCH_SECONDS each."""
-    fn()  # warm up
-    per_batch = 1
-    while True:
+@dataclass(frozen=True)
+class Timing:
+    median: float  # seconds per call
+    spread: float  # half the interquartile range over the median
+
+
+def _batch(fn: Callable[[], object], calls: int) -> float:
+    gc.disable()
+    try:
         start = time.perf_counter()
-        for _ in range(per_batch):
+        for _ in range(calls):
             fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= BATCH_SECONDS:
-            break
-        per_batch *= 2
-    samples = [elapsed / per_batch]
-    total = elapsed
-    while total < MIN_SECONDS or len(samples) < MIN_BATCHES:
-        start = time.perf_counter()
-        for _ in range(per_batch):
-            fn()
-        elapsed = time.perf_counter() - start
-        samples.append(elapsed / per_batch)
-        total += elapsed
-    return statistics.median(samples)
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+def time_together(fns: list[Callable[[], object]]) -> list[Timing]:
+    """Per-call timings of `fns`, their batches interleaved round-robin."""
+    sizes = []
+    for fn in fns:
+        fn()  # warm up
+        calls = 1
+        while _batch(fn, calls) < BATCH_SECONDS:
+            calls *= 2
+        sizes.append(calls)
+    samples: list[list[float]] = [[] for _ in fns]
+    spent = [0.0 for _ in fns]
+    while any(t < MIN_SECONDS or len(s) < MIN_BATCHES for t, s in zip(spent, samples, strict=True)):
+        gc.collect()
+        for i, fn in enumerate(fns):
+            if spent[i] < MIN_SECONDS or len(samples[i]) < MIN_BATCHES:
+                elapsed = _batch(fn, sizes[i])
+                samples[i].append(elapsed / sizes[i])
+                spent[i] += elapsed
+    timings = []
+    for per_call in samples:
+        q1, median, q3 = statistics.quantiles(per_call, n=4)
+        timings.append(Timing(median, (q3 - q1) / 2 / median))
+    return timings
 
 
 # -- output -----------------------------------------------------------------
@@ -238,6 +263,10 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
 
 def n(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def pct(fraction: float) -> str:
+    return f"±{fraction * 100:.0f}%"
 
 
 def us(seconds: float) -> str:
@@ -337,13 +366,18 @@ def codec_table(bundles: list[Bundle]) -> None:
     rows = []
     for bundle in bundles:
         packed = canonical.encode(manifests.to_wire(manifest_of(bundle)))
+        cells = []
+        fns: list[Callable[[], object]] = []
         for label, codec, compress in compressors():
             body = compress(packed)
             if label in (f"zstd-{codecs.ZSTD_LEVEL}", f"zlib-{codecs.ZLIB_LEVEL}"):
                 assert body == codecs.compress(codec, packed), label  # same bytes as the real path
             assert codecs.decompress(codec, body, max_output=cap) == packed
-            t_compress = median_seconds(functools.partial(compress, packed))
-            t_decompress = median_seconds(functools.partial(codecs.decompress, codec, body, max_output=cap))
+            cells.append((label, body))
+            fns.append(functools.partial(compress, packed))
+            fns.append(functools.partial(codecs.decompress, codec, body, max_output=cap))
+        timings = time_together(fns)
+        for (label, body), t_compress, t_decompress in zip(cells, timings[::2], timings[1::2], strict=True):
             rows.append(
                 [
                     bundle.name,
@@ -351,11 +385,16 @@ def codec_table(bundles: list[Bundle]) -> None:
                     label,
                     n(len(body)),
                     f"{len(packed) / len(body):.2f}",
-                    us(t_compress),
-                    us(t_decompress),
+                    us(t_compress.median),
+                    pct(t_compress.spread),
+                    us(t_decompress.median),
+                    pct(t_decompress.spread),
                 ]
             )
-    table(["bundle", "msgpack", "codec", "size", "ratio", "compress µs", "decompress µs"], rows)
+    table(
+        ["bundle", "msgpack", "codec", "size", "ratio", "compress µs", "spread", "decompress µs", "spread"],
+        rows,
+    )
 
 
 def throughput(bundles: list[Bundle], signing: keys.SigningKey) -> None:
@@ -366,26 +405,65 @@ def throughput(bundles: list[Bundle], signing: keys.SigningKey) -> None:
     rows = []
     for bundle in (b for b in bundles if b.name in wanted):
         manifest = manifest_of(bundle)
+        cells = []
+        fns: list[Callable[[], object]] = []
         for codec in (codecs.Codec.ZSTD, codecs.Codec.ZLIB):
             level = codecs.ZSTD_LEVEL if codec is codecs.Codec.ZSTD else codecs.ZLIB_LEVEL
             data = envelopes.seal(manifest, signing, codec=codec)
             assert envelopes.verify(data, trusted=trusted, group=GROUP, bundle=bundle.name) == manifest
-            t_seal = median_seconds(functools.partial(envelopes.seal, manifest, signing, codec=codec))
-            t_verify = median_seconds(
+            cells.append((f"{codec.value}-{level}", data))
+            fns.append(functools.partial(envelopes.seal, manifest, signing, codec=codec))
+            fns.append(
                 functools.partial(envelopes.verify, data, trusted=trusted, group=GROUP, bundle=bundle.name)
             )
+        timings = time_together(fns)
+        for (label, data), t_seal, t_verify in zip(cells, timings[::2], timings[1::2], strict=True):
             rows.append(
                 [
                     bundle.name,
-                    f"{codec.value}-{level}",
+                    label,
                     n(len(data)),
-                    n(1 / t_seal),
-                    us(t_seal),
-                    n(1 / t_verify),
-                    us(t_verify),
+                    n(1 / t_seal.median),
+                    us(t_seal.median),
+                    pct(t_seal.spread),
+                    n(1 / t_verify.median),
+                    us(t_verify.median),
+                    pct(t_verify.spread),
                 ]
             )
-    table(["bundle", "codec", "bytes", "seal/s", "seal µs", "verify/s", "verify µs"], rows)
+    table(
+        ["bundle", "codec", "bytes", "seal/s", "seal µs", "spread", "verify/s", "verify µs", "spread"],
+        rows,
+    )
+
+
+def overhead(bundles: list[Bundle], signing: keys.SigningKey) -> None:
+    print(f"d) where the sealed zstd-{codecs.ZSTD_LEVEL} bytes go, against gzip -9 of the YAML")
+    print("   (framing = envelope fields around the body: format, key id, codec, signature;")
+    print("   objects only = the codec on the canonical msgpack of the object list alone)")
+    rows = []
+    for bundle in bundles:
+        manifest = manifest_of(bundle)
+        sealed = envelopes.seal(manifest, signing)
+        body = codecs.compress(codecs.DEFAULT, canonical.encode(manifests.to_wire(manifest)))
+        objects = codecs.compress(codecs.DEFAULT, canonical.encode(list(bundle.objects)))
+        gz = gzip.compress(bundle.yaml_text.encode("utf-8"), compresslevel=9, mtime=0)
+        rows.append(
+            [
+                bundle.name,
+                n(len(sealed)),
+                n(len(sealed) - len(body)),
+                n(len(body)),
+                n(len(objects)),
+                n(len(sealed) - len(objects)),
+                n(len(gz)),
+                f"{len(sealed) - len(gz):+,}",
+            ]
+        )
+    table(
+        ["bundle", "sealed", "framing", "body", "objects only", "sealed - objects", "yaml gzip-9", "vs gzip"],
+        rows,
+    )
 
 
 def main() -> None:
@@ -396,6 +474,7 @@ def main() -> None:
     sizes(bundles, signing)
     codec_table(bundles)
     throughput(bundles, signing)
+    overhead(bundles, signing)
     print(f"total {time.perf_counter() - started:.1f} s")
 
 

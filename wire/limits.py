@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 # Mosquitto's default message_size_limit is far larger; 4 MiB keeps a retained
 # bundle well inside what every broker in the scale path stores comfortably and
-# still holds ~40,000 lines of compressed YAML (zstd shrinks manifests ~8x).
+# still holds several MiB of manifests (they compress 1.7x for one small app to
+# 30x for many similar objects, docs/benchmarks.md).
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
 
 # Kubernetes itself refuses objects over ~1.5 MiB (etcd's request limit); a
