@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import wire
-from controller import errors, keystore
+from controller import bundle_cli, errors, keystore
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     show = keys_commands.add_parser("show", help="print the signing key's fingerprint")
     _add_state_dir(show)
     show.set_defaults(run=_keys_show)
+
+    bundle_cli.add_commands(commands)
     return parser
 
 
@@ -79,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.ControllerError as exc:
         print(f"edgefleet: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; that is not a failure of ours.
+        sys.stderr.close()
+        return 0
     return 0
 
 

@@ -1,51 +1,176 @@
-"""Plain-manifest bundles: every YAML/JSON document under a directory.
+"""Plain-manifest bundles: YAML/JSON files, with Fleet's `yaml.overlays`.
 
 Files are read in sorted path order so the rendered objects, and so the
-deployment id, do not depend on the file system's listing order. `fleet.yaml`
-and `bundle.yaml` describe the bundle and are not manifests; files that are
-not YAML or JSON are ignored, as Fleet ignores them.
+deployment id, never depend on the file system's listing order. As in Fleet:
+`fleet.yaml`/`bundle.yaml` are not manifests; files that are not YAML or JSON
+are ignored; a subdirectory with its own fleet.yaml or Chart.yaml belongs to
+another bundle or chart and is skipped; and `overlays/` holds overlays, not
+manifests.
+
+An overlay `overlays/<name>/<path>` replaces the base file `<path>`, and
+`overlays/<name>/<dir>/<file>_patch.<ext>` patches the base `<dir>/<file>.<ext>`:
+a list is an RFC 6902 JSON patch, a map a strategic merge patch (for
+Kubernetes' own kinds; a merge patch for others), applied by Kustomize so the
+merge keys are the real ones.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from controller import errors
+from controller import errors, kustomize, safeyaml
 
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 DESCRIPTOR_NAMES = frozenset({"fleet.yaml", "bundle.yaml"})
+OVERLAYS_DIR = "overlays"
+PATCH_MARK = "_patch."
 
 
-def load_objects(directory: Path) -> list[dict[str, Any]]:
-    """Return the Kubernetes objects of a plain bundle, in a stable order."""
-    if not directory.is_dir():
-        raise errors.BundleError(f"{directory} is not a directory")
-    objects: list[dict[str, Any]] = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        if path.suffix not in MANIFEST_SUFFIXES or path.name in DESCRIPTOR_NAMES:
+def _owned_elsewhere(directory: Path, root: Path) -> bool:
+    """A subdirectory that is its own bundle or chart."""
+    if directory == root:
+        return False
+    return any((directory / name).is_file() for name in (*DESCRIPTOR_NAMES, "Chart.yaml"))
+
+
+def manifest_files(root: Path) -> dict[str, bytes]:
+    """Relative path -> content of every manifest file of the bundle, overlays included."""
+    found: dict[str, bytes] = {}
+    skipped: list[Path] = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.suffix not in MANIFEST_SUFFIXES:
             continue
-        objects.extend(_documents(path, directory))
+        if any(path.is_relative_to(s) for s in skipped):
+            continue
+        owner = next((p for p in path.relative_to(root).parents if _owned_elsewhere(root / p, root)), None)
+        if owner is not None:
+            skipped.append(root / owner)
+            continue
+        relative = path.relative_to(root).as_posix()
+        if relative in DESCRIPTOR_NAMES:
+            continue
+        found[relative] = path.read_bytes()
+    return found
+
+
+def apply_overlays(files: Mapping[str, bytes], overlays: tuple[str, ...], *, source: str) -> dict[str, bytes]:
+    """Apply the named overlays in order; return the base files without `overlays/`."""
+    result = {name: data for name, data in files.items() if not name.startswith(OVERLAYS_DIR + "/")}
+    for overlay in overlays:
+        prefix = f"{OVERLAYS_DIR}/{overlay}/"
+        entries = sorted(name for name in files if name.startswith(prefix))
+        if not entries:
+            raise errors.BundleError(
+                f"{source}: yaml.overlays names {overlay!r} but {prefix} holds no manifests"
+            )
+        for name in entries:
+            relative = name[len(prefix) :]
+            base_name = Path(relative).name
+            if PATCH_MARK not in base_name:
+                result[relative] = files[name]
+                continue
+            target = str(Path(relative).with_name(base_name.replace(PATCH_MARK, ".", 1)))
+            if target not in result:
+                raise errors.BundleError(f"{source}: {name} patches {target}, which the bundle does not have")
+            result[target] = _patched(
+                result[target], files[name], target=target, patch_name=name, source=source
+            )
+    return result
+
+
+def _patched(base: bytes, patch: bytes, *, target: str, patch_name: str, source: str) -> bytes:
+    documents = [d for d in safeyaml.load_all(base, source=f"{source}: {target}") if d is not None]
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise errors.BundleError(
+            f"{source}: {patch_name} patches {target}, which must hold exactly one object"
+        )
+    [obj] = documents
+    patch_documents = [d for d in safeyaml.load_all(patch, source=f"{source}: {patch_name}") if d is not None]
+    if len(patch_documents) != 1:
+        raise errors.BundleError(f"{source}: {patch_name} must hold exactly one patch")
+    [patch_value] = patch_documents
+    return yaml.safe_dump(_kustomize_patch(obj, patch_value, source=f"{source}: {patch_name}")).encode()
+
+
+def _kustomize_patch(obj: dict[str, Any], patch_value: Any, *, source: str) -> dict[str, Any]:
+    metadata = obj.get("metadata") or {}
+    api_version = str(obj.get("apiVersion", ""))
+    group, _, version = api_version.rpartition("/")
+    entry: dict[str, Any] = {"path": "patch.yaml"}
+    if isinstance(patch_value, list):
+        entry["target"] = {
+            "group": group,
+            "version": version,
+            "kind": obj.get("kind"),
+            "name": metadata.get("name"),
+        }
+        if metadata.get("namespace"):
+            entry["target"]["namespace"] = metadata["namespace"]
+    elif isinstance(patch_value, dict):
+        # Fleet patches by file, so a patch may omit the object's identity; kustomize needs it.
+        identity_metadata = {"name": metadata.get("name")}
+        if metadata.get("namespace"):
+            identity_metadata["namespace"] = metadata["namespace"]
+        patch_value = {**patch_value, "apiVersion": api_version, "kind": obj.get("kind"),
+                       "metadata": {**(patch_value.get("metadata") or {}), **identity_metadata}}  # fmt: skip
+    else:
+        raise errors.BundleError(f"{source}: a patch is a map (strategic merge) or a list (JSON patch)")
+    with tempfile.TemporaryDirectory(prefix="edgefleet-patch-") as tmp:
+        directory = Path(tmp)
+        (directory / "base.yaml").write_text(yaml.safe_dump(obj), encoding="utf-8")
+        (directory / "patch.yaml").write_text(yaml.safe_dump(patch_value), encoding="utf-8")
+        (directory / "kustomization.yaml").write_text(
+            yaml.safe_dump({"resources": ["base.yaml"], "patches": [entry]}), encoding="utf-8"
+        )
+        output = kustomize.build(directory, source=source)
+    [patched] = [d for d in safeyaml.load_all(output, source=source) if d is not None]
+    result: dict[str, Any] = patched
+    return result
+
+
+def load_objects(
+    root: Path, overlays: tuple[str, ...] = (), *, source: str | None = None
+) -> list[dict[str, Any]]:
+    """The Kubernetes objects of a plain bundle, overlays applied, in a stable order."""
+    if not root.is_dir():
+        raise errors.BundleError(f"{root} is not a directory")
+    label = source or root.name
+    files = apply_overlays(manifest_files(root), overlays, source=label)
+    objects: list[dict[str, Any]] = []
+    for name in sorted(files):
+        objects.extend(documents_to_objects(files[name], source=f"{label}: {name}"))
     return objects
 
 
-def _documents(path: Path, root: Path) -> list[dict[str, Any]]:
-    where = path.relative_to(root)
-    try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise errors.BundleError(f"{where}: cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise errors.BundleError(f"{where}: not valid YAML: {exc}") from exc
-    objects = []
-    for index, document in enumerate(documents):
+def documents_to_objects(data: bytes | str, *, source: str) -> list[dict[str, Any]]:
+    """Kubernetes objects of a YAML stream; `List` kinds are expanded, empty documents skipped."""
+    objects: list[dict[str, Any]] = []
+    for index, document in enumerate(safeyaml.load_all(data, source=source)):
         if document is None:
             continue
-        if not isinstance(document, dict) or not {"apiVersion", "kind"} <= document.keys():
-            raise errors.BundleError(f"{where}: document {index + 1} is not a Kubernetes object")
-        if not isinstance(document.get("metadata"), dict) or not document["metadata"].get("name"):
-            raise errors.BundleError(f"{where}: document {index + 1} has no metadata.name")
-        objects.append(document)
+        items = (
+            document.get("items") if isinstance(document, dict) and document.get("kind") == "List" else None
+        )
+        for obj in items if isinstance(items, list) else [document]:
+            if (
+                not isinstance(obj, dict)
+                or not isinstance(obj.get("apiVersion"), str)
+                or not isinstance(obj.get("kind"), str)
+            ):
+                raise errors.BundleError(f"{source}: document {index + 1} is not a Kubernetes object")
+            metadata = obj.get("metadata")
+            if (
+                not isinstance(metadata, dict)
+                or not isinstance(metadata.get("name"), str)
+                or not metadata["name"]
+            ):
+                raise errors.BundleError(
+                    f"{source}: document {index + 1} ({obj['kind']}) has no metadata.name"
+                )
+            objects.append(obj)
     return objects

@@ -1,0 +1,147 @@
+"""Helm rendering: real Helm through helm-python-sdk, or a `helm` binary on PATH.
+
+helm-python-sdk binds Helm's own Go library, so no binary is needed; where it
+cannot load (a platform without its shared library), a `helm` binary on PATH
+does the same job through `helm template`. Charts come from the bundle (a
+directory or a `.tgz`), from an HTTP chart repository (`repo` + `chart` +
+`version`), from a chart URL, or from an `oci://` registry; downloads go to a
+per-render cache so one chart is fetched once however many variants use it.
+
+Test hooks (`helm.sh/hook: test…`) are dropped, as `helm install` never
+creates them; CRDs under `crds/` come first, as Helm installs them first.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller import errors, fleetyaml, sandbox
+
+# `helm template` of a large chart takes a second or two; two minutes means it hangs.
+TEMPLATE_TIMEOUT = 120.0
+
+
+@dataclass
+class ChartCache:
+    """Charts downloaded during one render, by (repo, chart, version)."""
+
+    directory: Path
+    charts: dict[tuple[str, str, str], Path] = field(default_factory=dict)
+
+
+def _sdk() -> Any:
+    try:
+        import helm_python
+    except (ImportError, OSError):
+        return None
+    return helm_python
+
+
+def chart_path(options: fleetyaml.HelmOptions, root: Path, cache: ChartCache, *, source: str) -> Path:
+    """Where the chart to render is on disk, downloading it first if it is remote."""
+    ref = options.chart
+    if options.repo or ref.startswith(("oci://", "http://", "https://")):
+        return _download(options, cache, source=source)
+    local = (root / (ref or ".")).resolve()
+    if not sandbox.inside(root, local):
+        raise errors.BundleError(f"{source}: helm.chart {ref!r} points outside the bundle directory")
+    if local.is_dir() and not (local / "Chart.yaml").is_file():
+        raise errors.BundleError(f"{source}: helm.chart {ref or '.'!r} has no Chart.yaml")
+    if not local.exists():
+        raise errors.BundleError(f"{source}: helm.chart {ref!r} does not exist in the bundle")
+    return local
+
+
+def _download(options: fleetyaml.HelmOptions, cache: ChartCache, *, source: str) -> Path:
+    key = (options.repo, options.chart, options.version)
+    if key in cache.charts:
+        return cache.charts[key]
+    what = f"chart {options.chart!r}" + (f" from {options.repo}" if options.repo else "")
+    what += f" version {options.version}" if options.version else ""
+    sdk = _sdk()
+    destination = Path(tempfile.mkdtemp(dir=cache.directory))
+    if sdk is not None:
+        try:
+            sdk.pull(
+                options.chart,
+                destination=destination,
+                version=options.version or None,
+                repo_url=options.repo or None,
+            )
+        except sdk.HelmError as exc:
+            raise errors.BundleError(f"{source}: cannot download {what}: {exc}") from exc
+    else:
+        argv = [_binary(source), "pull", options.chart, "--destination", str(destination)]
+        argv += ["--repo", options.repo] if options.repo else []
+        argv += ["--version", options.version] if options.version else []
+        _run(argv, source=source, what=f"download {what}")
+    archives = sorted(destination.glob("*.tgz"))
+    if len(archives) != 1:
+        raise errors.BundleError(f"{source}: downloading {what} produced no chart archive")
+    cache.charts[key] = archives[0]
+    return archives[0]
+
+
+def render(chart: Path, *, values: Mapping[str, Any], release: str, namespace: str, source: str) -> str:
+    """Render `chart` offline; return one YAML stream, CRDs first."""
+    sdk = _sdk()
+    if sdk is None:
+        return _render_with_binary(chart, values=values, release=release, namespace=namespace, source=source)
+    try:
+        loaded = sdk.Chart.load(chart)
+        try:
+            crds = [crd["data"] for crd in sorted(loaded.crds, key=lambda c: c.get("filename", c["name"]))]
+            rendered = loaded.render(dict(values), name=release, namespace=namespace, is_install=True)
+        finally:
+            loaded.close()
+    except sdk.HelmError as exc:
+        raise errors.BundleError(f"{source}: Helm failed on chart {chart.name}: {exc}") from exc
+    templates = [text for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")]
+    return "\n---\n".join([*crds, *templates])
+
+
+def _binary(source: str) -> str:
+    binary = shutil.which("helm")
+    if binary is None:
+        raise errors.BundleError(
+            f"{source}: Helm is needed but helm-python-sdk is not installed "
+            "(pip install 'edgefleet[controller]') and no `helm` binary is on PATH"
+        )
+    return binary
+
+
+def _render_with_binary(
+    chart: Path, *, values: Mapping[str, Any], release: str, namespace: str, source: str
+) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", encoding="utf-8") as values_file:
+        yaml.safe_dump(dict(values), values_file)
+        values_file.flush()
+        argv = [_binary(source), "template", release, str(chart), "--namespace", namespace,
+                "--values", values_file.name, "--include-crds"]  # fmt: skip
+        return _run(argv, source=source, what=f"render chart {chart.name}")
+
+
+def _run(argv: list[str], *, source: str, what: str) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=TEMPLATE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise errors.BundleError(f"{source}: helm did not {what} within {TEMPLATE_TIMEOUT:.0f}s") from exc
+    except OSError as exc:
+        raise errors.BundleError(f"{source}: cannot run {argv[0]}: {exc.strerror}") from exc
+    if result.returncode != 0:
+        raise errors.BundleError(f"{source}: helm could not {what}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def is_test_hook(obj: Mapping[str, Any]) -> bool:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    hooks = str(annotations.get("helm.sh/hook", ""))
+    return any(hook.strip().startswith("test") for hook in hooks.split(","))
