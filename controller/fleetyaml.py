@@ -41,28 +41,63 @@ class Status(enum.Enum):
 S, K, W = Status.SUPPORTED, Status.KEPT, Status.WARNED
 
 HELM_KEYS: dict[str, Status] = {
-    "chart": S, "repo": S, "version": S, "releaseName": S, "values": S, "valuesFiles": S,
-    "valuesFrom": W, "timeoutSeconds": W, "force": W, "takeOwnership": W, "maxHistory": W,
-    "waitForJobs": W, "atomic": W, "disablePreProcess": W, "disableDNS": W,
-    "skipSchemaValidation": W, "templateValues": W,
-}  # fmt: skip
+    "chart": S,
+    "repo": S,
+    "version": S,
+    "releaseName": S,
+    "values": S,
+    "valuesFiles": S,
+    "valuesFrom": W,
+    "timeoutSeconds": W,
+    "force": W,
+    "takeOwnership": W,
+    "maxHistory": W,
+    "waitForJobs": W,
+    "atomic": W,
+    "disablePreProcess": W,
+    "disableDNS": W,
+    "skipSchemaValidation": W,
+    "templateValues": W,
+}
 # Options that a target customization may override (Fleet's BundleDeploymentOptions).
 OPTION_KEYS: dict[str, Status] = {
-    "defaultNamespace": S, "namespace": S, "helm": S, "kustomize": S, "yaml": S,
-    "keepResources": K, "correctDrift": K, "diff": K,
-    "serviceAccount": W, "forceSyncGeneration": W, "ignore": W,
-    "namespaceLabels": W, "namespaceAnnotations": W, "deleteCRDResources": W,
-}  # fmt: skip
+    "defaultNamespace": S,
+    "namespace": S,
+    "helm": S,
+    "kustomize": S,
+    "yaml": S,
+    "keepResources": K,
+    "correctDrift": K,
+    "diff": K,
+    "serviceAccount": W,
+    "forceSyncGeneration": W,
+    "ignore": W,
+    "namespaceLabels": W,
+    "namespaceAnnotations": W,
+    "deleteCRDResources": W,
+}
 CRITERIA_KEYS: dict[str, Status] = {
-    "name": S, "clusterName": S, "clusterSelector": S, "clusterGroup": S, "clusterGroupSelector": S,
-}  # fmt: skip
+    "name": S,
+    "clusterName": S,
+    "clusterSelector": S,
+    "clusterGroup": S,
+    "clusterGroupSelector": S,
+}
 TARGET_CUSTOMIZATION_KEYS: dict[str, Status] = {**CRITERIA_KEYS, "doNotDeploy": S, **OPTION_KEYS}
 TOP_KEYS: dict[str, Status] = {
-    "name": S, "labels": S, "targetCustomizations": S, "targets": S, "overrideTargets": S,
-    "dependsOn": K, "paused": K,
+    "name": S,
+    "labels": S,
+    "targetCustomizations": S,
+    "targets": S,
+    "overrideTargets": S,
+    "dependsOn": K,
+    "paused": K,
     **OPTION_KEYS,
-    "rolloutStrategy": W, "imageScans": W, "deleteNamespace": W, "overwrites": W,
-}  # fmt: skip
+    "rolloutStrategy": W,
+    "imageScans": W,
+    "deleteNamespace": W,
+    "overwrites": W,
+}
 
 
 @dataclass(frozen=True)

@@ -124,8 +124,17 @@ def _render_with_binary(
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", encoding="utf-8") as values_file:
         yaml.safe_dump(dict(values), values_file)
         values_file.flush()
-        argv = [_binary(source), "template", release, str(chart), "--namespace", namespace,
-                "--values", values_file.name, "--include-crds"]  # fmt: skip
+        argv = [
+            _binary(source),
+            "template",
+            release,
+            str(chart),
+            "--namespace",
+            namespace,
+            "--values",
+            values_file.name,
+            "--include-crds",
+        ]
         return _run(argv, source=source, what=f"render chart {chart.name}")
 
 

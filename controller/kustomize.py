@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,32 @@ HELM_OUTPUT_NAME = "fleet-manifests.yaml"
 BUILD_TIMEOUT = 60.0
 
 # Kustomization fields whose values name files or directories.
-_PATH_LISTS = ("resources", "bases", "components", "crds", "patchesStrategicMerge", "configurations",
-               "generators", "transformers", "validators")  # fmt: skip
+_PATH_LISTS = (
+    "resources",
+    "bases",
+    "components",
+    "crds",
+    "patchesStrategicMerge",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+)
 _PATH_ITEMS = ("patches", "patchesJson6902", "replacements")
 _GENERATORS = ("configMapGenerator", "secretGenerator")
 _REMOTE_MARKERS = ("://", "github.com/", "gitlab.com/", "bitbucket.org/", "git@", "git::")
 
 
+def _which(name: str) -> str | None:
+    """On PATH, or beside this Python (a virtualenv that was not activated)."""
+    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+
+
 def command() -> list[str]:
-    kubectl = shutil.which("kubectl")
+    kubectl = _which("kubectl")
     if kubectl:
         return [kubectl, "kustomize"]
-    standalone = shutil.which("kustomize")
+    standalone = _which("kustomize")
     if standalone:
         return [standalone, "build"]
     raise errors.BundleError("Kustomize is needed but neither `kubectl` nor `kustomize` is on PATH")
@@ -74,7 +89,7 @@ def _references(kustomization: dict[str, Any]) -> Iterator[str]:
         yield openapi["path"]
 
 
-def check(root: Path, directory: Path) -> None:
+def check(root: Path, directory: Path, *, source: str) -> None:
     """Refuse kustomizations (followed through local references) that leave `root` or go remote."""
     seen: set[Path] = set()
     pending = [directory]
@@ -86,8 +101,8 @@ def check(root: Path, directory: Path) -> None:
         path = kustomization_file(current)
         if path is None:
             continue
-        where = path.relative_to(root)
-        documents = safeyaml.load_all(path.read_bytes(), source=str(where))
+        where = f"{source}: {path.relative_to(root)}"
+        documents = safeyaml.load_all(path.read_bytes(), source=where)
         kustomization = documents[0] if documents and isinstance(documents[0], dict) else {}
         if kustomization.get("helmCharts") or kustomization.get("helmChartInflationGenerator"):
             raise errors.BundleError(

@@ -116,8 +116,12 @@ def _kustomize_patch(obj: dict[str, Any], patch_value: Any, *, source: str) -> d
         identity_metadata = {"name": metadata.get("name")}
         if metadata.get("namespace"):
             identity_metadata["namespace"] = metadata["namespace"]
-        patch_value = {**patch_value, "apiVersion": api_version, "kind": obj.get("kind"),
-                       "metadata": {**(patch_value.get("metadata") or {}), **identity_metadata}}  # fmt: skip
+        patch_value = {
+            **patch_value,
+            "apiVersion": api_version,
+            "kind": obj.get("kind"),
+            "metadata": {**(patch_value.get("metadata") or {}), **identity_metadata},
+        }
     else:
         raise errors.BundleError(f"{source}: a patch is a map (strategic merge) or a list (JSON patch)")
     with tempfile.TemporaryDirectory(prefix="edgefleet-patch-") as tmp:

@@ -50,7 +50,7 @@ def render(
     """The variant `options` produce; BundleError naming the bundle, target and file otherwise."""
     source = f"bundle {spec.name}, target {target}"
     root = spec.source.resolve()
-    sandbox.check_links(root)
+    sandbox.check_links(root, source=source)
     namespace = options.namespace or options.default_namespace or DEFAULT_NAMESPACE
     helm_output = None
     if is_helm(spec, options):
@@ -65,8 +65,8 @@ def render(
         )
     directory = kustomize_dir(spec, options, source=source)
     if directory is not None:
-        kustomize.check(root, directory)
-        with sandbox.copy(root) as copy:
+        kustomize.check(root, directory, source=source)
+        with sandbox.copy(root, source=source) as copy:
             inner = copy / directory.relative_to(root)
             if helm_output is not None:
                 kustomize.add_helm_output(inner, helm_output)
@@ -75,8 +75,11 @@ def render(
             )
         objects = plain.documents_to_objects(output, source=f"{source}: kustomize output")
     elif helm_output is not None:
-        objects = [o for o in plain.documents_to_objects(helm_output, source=f"{source}: helm output")
-                   if not helm.is_test_hook(o)]  # fmt: skip
+        objects = [
+            o
+            for o in plain.documents_to_objects(helm_output, source=f"{source}: helm output")
+            if not helm.is_test_hook(o)
+        ]
     else:
         objects = plain.load_objects(root, options.overlays, source=source)
     return manifests.Variant(

@@ -27,7 +27,7 @@ def inside(root: Path, candidate: Path) -> bool:
     return True
 
 
-def check_links(root: Path) -> None:
+def check_links(root: Path, *, source: str) -> None:
     """Refuse a bundle holding a symlink that resolves outside of it."""
     for current, dirs, files in os.walk(root, followlinks=False):
         for name in dirs + files:
@@ -35,13 +35,15 @@ def check_links(root: Path) -> None:
             if path.is_symlink() and not inside(root, path):
                 link = os.readlink(path)
                 where = path.relative_to(root)
-                raise errors.BundleError(f"{where}: symlink points outside the bundle directory ({link})")
+                raise errors.BundleError(
+                    f"{source}: {where}: symlink points outside the bundle directory ({link})"
+                )
 
 
 @contextmanager
-def copy(root: Path) -> Iterator[Path]:
+def copy(root: Path, *, source: str) -> Iterator[Path]:
     """Yield a temporary copy of `root` (links inside the bundle are copied as files)."""
-    check_links(root)
+    check_links(root, source=source)
     with tempfile.TemporaryDirectory(prefix="edgefleet-render-") as tmp:
         target = Path(tmp) / "bundle"
         shutil.copytree(root, target, symlinks=False)
