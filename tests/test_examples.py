@@ -101,9 +101,12 @@ async def test_demo_verifies_the_bundle_and_refuses_the_forgery(tmp_path: Path) 
     lines: list[str] = []
     assert await demo.run(tmp_path / "state", out=lines.append) == 0
     text = "\n".join(lines)
-    assert "VERIFIED hello-web for demo/site-1: generation 1" in text
-    assert "REFUSED hello-web-forged: UnknownKey" in text
+    assert "VERIFIED hello-web for edge/us-west: generation 1" in text
+    assert "REFUSED edge/us-west/bundles/hello-web-forged: UnknownKey" in text
     assert "  - Deployment hello/hello-web" in text
+    assert "VERIFIED multi-region for edge/us-west: generation 1; target 'us-west' selects" in text
+    assert "  - Deployment usw-pos" in text
+    assert "multi-region -> edge/eu-central" in text
 
 
 def test_demo_script_exits_zero() -> None:
