@@ -114,9 +114,8 @@ async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
         manifest = item.manifest
         ok = ok and not topic.endswith("/" + FORGED)
         choice = selectors.select(manifest.targets, cluster=DEVICE, labels=DEVICE_LABELS)
-        out(
-            f"VERIFIED {manifest.bundle} for {manifest.group}: generation {manifest.generation}; {choice.reason}"
-        )
+        verified = f"VERIFIED {manifest.bundle} for {manifest.group}: generation {manifest.generation}"
+        out(f"{verified}; {choice.reason}")
         if choice.deployment_id is not None:
             variant = manifest.variant(choice.deployment_id)
             out(f"  would apply {len(variant.objects)} objects (default namespace {variant.namespace}):")
