@@ -362,3 +362,18 @@ def test_a_failing_customization_fails_the_whole_plan(tmp_path: Path) -> None:
     )
     with bundles.open_bundle(root) as bundle, pytest.raises(errors.BundleError, match="target broken"):
         bundle.plan(GROUP)
+
+
+def test_chart_as_a_tgz_inside_the_bundle(tmp_path: Path) -> None:
+    root = tmp_path / "packaged"
+    root.mkdir()
+    archive = helm_python.package(EXAMPLES / "helm-app/chart", destination=root)
+    (root / "fleet.yaml").write_text(f"helm: {{chart: ./{Path(archive).name}, releaseName: collector}}\n")
+    names = sorted(o["metadata"]["name"] for o in _variant(root).objects)
+    assert names == ["collector", "collector", "collector-config"]
+
+
+def test_chart_path_outside_the_bundle_is_refused(tmp_path: Path) -> None:
+    root = _write(tmp_path / "app", {"fleet.yaml": "helm: {chart: ../../elsewhere}\n"})
+    with pytest.raises(errors.BundleError, match="points outside the bundle directory"):
+        _variant(root)
