@@ -15,8 +15,9 @@ number of objects over all rendered variants.
 Part b runs the bundles again (the same number of runs each) with
 `controller.kustomize.build` and `controller.helm.render` wrapped, to count
 how often each runs per render and how much of the render time is spent in
-them. The rest ("python") is our own code: reading fleet.yaml and the
-manifests, the sandbox copy, YAML parsing, normalising and hashing.
+them, then the median of each kubectl run by itself. The rest ("python") is
+our own code: reading fleet.yaml and the manifests, the sandbox copy, YAML
+parsing, normalising and hashing.
 
 Part c times the external steps alone: one `kubectl kustomize` of
 examples/kustomize-app/overlays/prod; one of a one-object kustomization that
@@ -39,7 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,8 @@ def report_renders(results: list[Result]) -> None:
 class Tally:
     calls: int = 0
     seconds: float = 0.0
+    # Seconds of each call, by its `source` argument (which names bundle, target and directory).
+    by_source: dict[str, list[float]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -272,8 +275,10 @@ def tallied(module: Any, attribute: str, tally: Tally) -> Iterator[None]:
         try:
             return original(*args, **kwargs)
         finally:
-            tally.seconds += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            tally.seconds += elapsed
             tally.calls += 1
+            tally.by_source.setdefault(str(kwargs.get("source", "?")), []).append(elapsed)
 
     setattr(module, attribute, wrapper)
     try:
@@ -288,6 +293,7 @@ def breakdown(results: list[Result]) -> None:
     print("   the same number of runs as in a), medians of the per-run figures, times in ms")
     print()
     rows = []
+    calls: dict[str, list[float]] = {}
     for r in results:
         directory = EXAMPLES / r.name
         totals: list[float] = []
@@ -302,6 +308,8 @@ def breakdown(results: list[Result]) -> None:
             kubectl_times.append(k.seconds)
             helm_times.append(h.seconds)
             counts.add((k.calls, h.calls))
+            for source, seconds in k.by_source.items():
+                calls.setdefault(source, []).extend(seconds)
         assert len(counts) == 1, f"{r.name}: the number of external calls varies: {counts}"
         [(kubectl_calls, helm_calls)] = counts
         rest = [t - k - h for t, k, h in zip(totals, kubectl_times, helm_times, strict=True)]
@@ -321,6 +329,11 @@ def breakdown(results: list[Result]) -> None:
         )
     headers = ["bundle", "total", "kubectl runs", "kubectl", "helm renders", "helm", "python", "external"]
     print(table(headers, rows))
+    print()
+    print("   Each kubectl run above (one kustomize.build call), median ms over the runs of its bundle:")
+    print()
+    call_rows = [[source.removeprefix("bundle "), f"{len(t)}", ms(median(t))] for source, t in calls.items()]
+    print(table(["call (bundle, target: kustomization)", "runs", "median"], call_rows))
     print()
 
 
@@ -361,26 +374,26 @@ def time_helm(runs: int) -> tuple[list[float], list[float]]:
 def external_steps() -> None:
     print("c) The external steps alone, times in ms")
     print()
-    rows = []
+    rows: list[tuple[str, list[float]]] = []
     overlay = time_kubectl(KUSTOMIZE_OVERLAY, KUSTOMIZE_RUNS)
-    rows.append(["kubectl kustomize examples/kustomize-app/overlays/prod", f"{len(overlay)}", overlay])
+    rows.append(("kubectl kustomize examples/kustomize-app/overlays/prod", overlay))
     for label, files in KUSTOMIZATIONS.items():
         with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
             for filename, text in files.items():
                 Path(tmp, filename).write_text(text, encoding="utf-8")
             times = time_kubectl(Path(tmp), KUSTOMIZE_RUNS)
-        rows.append([f"kubectl kustomize, {label}", f"{len(times)}", times])
+        rows.append((f"kubectl kustomize, {label}", times))
     try:
         with_load, render_only = time_helm(HELM_RUNS)
     except (ImportError, OSError) as exc:
         print(f"   helm-python-sdk not loadable ({exc}): no Helm figures")
     else:
-        rows.append(["helm_python Chart.load + render, examples/helm-app/chart", f"{HELM_RUNS}", with_load])
-        rows.append(["helm_python render only (chart already loaded)", f"{HELM_RUNS}", render_only])
+        rows.append(("helm_python Chart.load + render, examples/helm-app/chart", with_load))
+        rows.append(("helm_python render only (chart already loaded)", render_only))
     print(
         table(
             ["step", "runs", "median", "p90", "min"],
-            [[name, n, ms(median(t)), ms(p90(t)), ms(min(t))] for name, n, t in rows],
+            [[name, f"{len(t)}", ms(median(t)), ms(p90(t)), ms(min(t))] for name, t in rows],
         )
     )
     print()
