@@ -13,8 +13,6 @@ creates them; CRDs under `crds/` come first, as Helm installs them first.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from controller import errors, fleetyaml, sandbox
+from controller import errors, fleetyaml, sandbox, tools
 
 # `helm template` of a large chart takes a second or two; two minutes means it hangs.
 TEMPLATE_TIMEOUT = 120.0
@@ -82,7 +80,7 @@ def _download(options: fleetyaml.HelmOptions, cache: ChartCache, *, source: str)
         argv = [_binary(source), "pull", options.chart, "--destination", str(destination)]
         argv += ["--repo", options.repo] if options.repo else []
         argv += ["--version", options.version] if options.version else []
-        _run(argv, source=source, what=f"download {what}")
+        tools.run(argv, source=source, what=f"download {what}", timeout=TEMPLATE_TIMEOUT)
     archives = sorted(destination.glob("*.tgz"))
     if len(archives) != 1:
         raise errors.BundleError(f"{source}: downloading {what} produced no chart archive")
@@ -109,7 +107,7 @@ def render(chart: Path, *, values: Mapping[str, Any], release: str, namespace: s
 
 
 def _binary(source: str) -> str:
-    binary = shutil.which("helm")
+    binary = tools.which("helm")
     if binary is None:
         raise errors.BundleError(
             f"{source}: Helm is needed but helm-python-sdk is not installed "
@@ -135,19 +133,7 @@ def _render_with_binary(
             values_file.name,
             "--include-crds",
         ]
-        return _run(argv, source=source, what=f"render chart {chart.name}")
-
-
-def _run(argv: list[str], *, source: str, what: str) -> str:
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=TEMPLATE_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise errors.BundleError(f"{source}: helm did not {what} within {TEMPLATE_TIMEOUT:.0f}s") from exc
-    except OSError as exc:
-        raise errors.BundleError(f"{source}: cannot run {argv[0]}: {exc.strerror}") from exc
-    if result.returncode != 0:
-        raise errors.BundleError(f"{source}: helm could not {what}: {result.stderr.strip()}")
-    return result.stdout
+        return tools.run(argv, source=source, what=f"render chart {chart.name}", timeout=TEMPLATE_TIMEOUT)
 
 
 def is_test_hook(obj: Mapping[str, Any]) -> bool:

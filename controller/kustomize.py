@@ -9,16 +9,13 @@ kustomization as the extra resource `fleet-manifests.yaml`.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from controller import errors, safeyaml
+from controller import errors, safeyaml, tools
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 HELM_OUTPUT_NAME = "fleet-manifests.yaml"
@@ -43,16 +40,11 @@ _GENERATORS = ("configMapGenerator", "secretGenerator")
 _REMOTE_MARKERS = ("://", "github.com/", "gitlab.com/", "bitbucket.org/", "git@", "git::")
 
 
-def _which(name: str) -> str | None:
-    """On PATH, or beside this Python (a virtualenv that was not activated)."""
-    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-
-
 def command() -> list[str]:
-    kubectl = _which("kubectl")
+    kubectl = tools.which("kubectl")
     if kubectl:
         return [kubectl, "kustomize"]
-    standalone = _which("kustomize")
+    standalone = tools.which("kustomize")
     if standalone:
         return [standalone, "build"]
     raise errors.BundleError("Kustomize is needed but neither `kubectl` nor `kustomize` is on PATH")
@@ -140,19 +132,12 @@ def add_helm_output(directory: Path, helm_output: str) -> None:
     path.write_text(yaml.safe_dump(kustomization, sort_keys=False), encoding="utf-8")
 
 
-def build(directory: Path, *, source: str, tool: Sequence[str] | None = None) -> str:
+def build(directory: Path, *, source: str) -> str:
     """Run the kustomize build of `directory` and return its YAML output."""
-    argv = [*(tool or command()), str(directory)]
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise errors.BundleError(f"{source}: kustomize did not finish within {BUILD_TIMEOUT:.0f}s") from exc
-    except OSError as exc:
-        raise errors.BundleError(f"{source}: cannot run {argv[0]}: {exc.strerror}") from exc
-    if result.returncode != 0:
-        message = (
-            result.stderr.strip().replace(str(directory.parent) + "/", "")
-            or f"exit status {result.returncode}"
-        )
-        raise errors.BundleError(f"{source}: kustomize failed: {message}")
-    return result.stdout
+    return tools.run(
+        [*command(), str(directory)],
+        source=source,
+        what="build the kustomization",
+        timeout=BUILD_TIMEOUT,
+        hide=str(directory.parent) + "/",
+    )

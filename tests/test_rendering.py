@@ -209,7 +209,7 @@ def test_helm_output_is_fed_to_the_kustomization_per_region() -> None:
         ("resources: ['https://github.com/org/repo//base?ref=v1']\n", "remote reference"),
         ("resources: ['github.com/org/repo/base']\n", "remote reference"),
         ("helmCharts: [{name: x}]\n", "helmCharts are not supported"),
-        ("resources: [missing.yaml]\n", "kustomize failed"),
+        ("resources: [missing.yaml]\n", "could not build the kustomization"),
     ],
 )
 def test_bad_kustomizations_are_refused_with_the_file_named(
