@@ -22,7 +22,8 @@ DEFAULT_GROUP = "default"
 DEFAULT_CLUSTER = "cluster"
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Any) -> Any:
+    """Add `bundle render|inspect`; return the `bundle` action parsers for other commands."""
     bundle = commands.add_parser("bundle", help="read, render and inspect bundles")
     actions = bundle.add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
 
@@ -38,6 +39,7 @@ def add_commands(commands: Any) -> None:
     inspect.add_argument("directory", type=Path)
     _add_group(inspect)
     inspect.set_defaults(run=run_inspect)
+    return actions
 
 
 def _add_group(parser: argparse.ArgumentParser) -> None:

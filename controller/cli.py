@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import wire
-from controller import bundle_cli, errors, keystore
+from controller import bundle_cli, errors, fleet_cli, keystore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_state_dir(show)
     show.set_defaults(run=_keys_show)
 
-    bundle_cli.add_commands(commands)
+    bundle_actions = bundle_cli.add_commands(commands)
+    fleet_cli.add_bundle_commands(bundle_actions, _add_state_dir)
+    fleet_cli.add_commands(commands, _add_state_dir)
     return parser
 
 
@@ -72,10 +74,11 @@ def _keys_show(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # Our own packages say what they do; libraries (amqtt, transitions, paho) only warn.
+    for package in ("controller", "broker", "wire"):
+        logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         args.run(args)
     except errors.ControllerError as exc:

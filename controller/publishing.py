@@ -9,7 +9,8 @@ the latest one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
 import aiomqtt
 
@@ -35,12 +36,32 @@ def client(url: urls.BrokerUrl, *, identifier: str | None = None) -> aiomqtt.Cli
     )
 
 
-async def publish_retained(url: urls.BrokerUrl, messages: Iterable[tuple[str, bytes]]) -> None:
-    """Publish each (topic, payload) retained at QoS 1; raise PublishError on the first failure."""
+class Publisher:
+    """One broker connection; `publish` raises PublishError for the message that failed."""
+
+    def __init__(self, mqtt: aiomqtt.Client, url: urls.BrokerUrl) -> None:
+        self._mqtt = mqtt
+        self._url = url
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        try:
+            await self._mqtt.publish(topic, payload, qos=1, retain=True)
+        except aiomqtt.MqttError as exc:
+            raise errors.PublishError(f"broker {self._url} did not acknowledge {topic}: {exc}") from exc
+        log.info("published %d bytes retained to %s", len(payload), topic)
+
+
+@asynccontextmanager
+async def connect(url: urls.BrokerUrl) -> AsyncIterator[Publisher]:
     try:
         async with client(url) as mqtt:
-            for topic, payload in messages:
-                await mqtt.publish(topic, payload, qos=1, retain=True)
-                log.info("published %d bytes retained to %s", len(payload), topic)
+            yield Publisher(mqtt, url)
     except aiomqtt.MqttError as exc:
-        raise errors.PublishError(f"broker {url} did not take the publish: {exc}") from exc
+        raise errors.PublishError(f"cannot reach broker {url}: {exc}") from exc
+
+
+async def publish_retained(url: urls.BrokerUrl, messages: Iterable[tuple[str, bytes]]) -> None:
+    """Publish each (topic, payload) retained at QoS 1; raise PublishError on the first failure."""
+    async with connect(url) as publisher:
+        for topic, payload in messages:
+            await publisher.publish(topic, payload)

@@ -1,0 +1,277 @@
+"""The controller's durable state: one SQLite database in the state directory.
+
+Tables: groups (name, topic root, labels), clusters (name, group, labels),
+bundles (name, generation, deleted), and deliveries: for each bundle and
+group, the generation and content digest last decided for that group and
+whether the broker has acknowledged it.
+
+Publishing is intent-first: the new generation and every group's pending
+delivery are committed in one transaction *before* anything is sent, and
+each delivery is marked done when the broker acknowledges it. A crash or a
+broker failure therefore leaves pending rows, and the next `apply` sends
+them again; generations never go backwards because the counter is committed
+before use.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controller import errors
+
+DATABASE_NAME = "edgefleet.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    topic_root TEXT NOT NULL UNIQUE,
+    labels TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clusters (
+    name TEXT PRIMARY KEY,
+    group_name TEXT NOT NULL REFERENCES groups(name),
+    labels TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bundles (
+    name TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    issued_at REAL NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    bundle TEXT NOT NULL REFERENCES bundles(name),
+    group_name TEXT NOT NULL,
+    topic_root TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    deployments TEXT NOT NULL,
+    acknowledged INTEGER NOT NULL,
+    PRIMARY KEY (bundle, group_name)
+);
+"""
+
+
+class DeliveryKind(enum.Enum):
+    MANIFEST = "manifest"
+    TOMBSTONE = "tombstone"
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    topic_root: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    group: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a group was last told about a bundle, and whether the broker has it."""
+
+    bundle: str
+    group: str
+    topic_root: str
+    kind: DeliveryKind
+    generation: int
+    digest: str
+    deployments: tuple[str, ...]
+    acknowledged: bool
+
+
+@dataclass(frozen=True)
+class BundleRecord:
+    name: str
+    generation: int
+    issued_at: float
+    deleted: bool
+
+
+class State:
+    """Access to the database; every method is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise errors.StateError(f"cannot open the state database {path}: {exc}") from exc
+
+    @classmethod
+    def open(cls, state_dir: Path) -> State:
+        if not state_dir.is_dir():
+            raise errors.StateError(
+                f"state directory {state_dir} does not exist; run 'edgefleet keys init' first"
+            )
+        return cls(state_dir / DATABASE_NAME)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise errors.StateError(f"state database {self.path}: {exc}") from exc
+
+    # -- groups ---------------------------------------------------------------
+
+    def add_group(self, group: Group) -> None:
+        with self._transaction() as db:
+            clash = db.execute(
+                "SELECT name FROM groups WHERE name = ? OR topic_root = ?", (group.name, group.topic_root)
+            ).fetchone()
+            if clash:
+                raise errors.ControllerError(
+                    f"group {clash[0]!r} already exists or uses topic root {group.topic_root!r}"
+                )
+            db.execute(
+                "INSERT INTO groups VALUES (?, ?, ?, ?)",
+                (group.name, group.topic_root, json.dumps(dict(group.labels), sort_keys=True), time.time()),
+            )
+
+    def groups(self) -> list[Group]:
+        rows = self._db.execute("SELECT name, topic_root, labels FROM groups ORDER BY name").fetchall()
+        return [Group(name, root, json.loads(labels)) for name, root, labels in rows]
+
+    def group(self, name: str) -> Group:
+        for group in self.groups():
+            if group.name == name:
+                return group
+        raise errors.ControllerError(f"no group {name!r}; create it with 'edgefleet group create {name}'")
+
+    def delete_group(self, name: str) -> None:
+        with self._transaction() as db:
+            if not db.execute("SELECT 1 FROM groups WHERE name = ?", (name,)).fetchone():
+                raise errors.ControllerError(f"no group {name!r}")
+            members = db.execute("SELECT COUNT(*) FROM clusters WHERE group_name = ?", (name,)).fetchone()[0]
+            if members:
+                raise errors.ControllerError(
+                    f"group {name!r} still has {members} cluster(s); remove them first"
+                )
+            live = db.execute(
+                "SELECT bundle FROM deliveries WHERE group_name = ? AND kind = ?",
+                (name, DeliveryKind.MANIFEST.value),
+            ).fetchall()
+            if live:
+                bundles = ", ".join(sorted(row[0] for row in live))
+                raise errors.ControllerError(
+                    f"group {name!r} still has bundles ({bundles}); retarget or delete them first"
+                )
+            db.execute("DELETE FROM deliveries WHERE group_name = ?", (name,))
+            db.execute("DELETE FROM groups WHERE name = ?", (name,))
+
+    # -- clusters -------------------------------------------------------------
+
+    def add_cluster(self, cluster: Cluster) -> None:
+        with self._transaction() as db:
+            if not db.execute("SELECT 1 FROM groups WHERE name = ?", (cluster.group,)).fetchone():
+                raise errors.ControllerError(f"no group {cluster.group!r}")
+            if db.execute("SELECT 1 FROM clusters WHERE name = ?", (cluster.name,)).fetchone():
+                raise errors.ControllerError(
+                    f"cluster {cluster.name!r} already exists; names are unique per fleet"
+                )
+            db.execute(
+                "INSERT INTO clusters VALUES (?, ?, ?, ?)",
+                (cluster.name, cluster.group, json.dumps(dict(cluster.labels), sort_keys=True), time.time()),
+            )
+
+    def clusters(self) -> list[Cluster]:
+        rows = self._db.execute("SELECT name, group_name, labels FROM clusters ORDER BY name").fetchall()
+        return [Cluster(name, group, json.loads(labels)) for name, group, labels in rows]
+
+    # -- bundles and deliveries -------------------------------------------------
+
+    def bundle(self, name: str) -> BundleRecord | None:
+        row = self._db.execute(
+            "SELECT name, generation, issued_at, deleted FROM bundles WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else BundleRecord(row[0], row[1], row[2], bool(row[3]))
+
+    def deliveries(self, bundle: str) -> dict[str, Delivery]:
+        rows = self._db.execute(
+            "SELECT bundle, group_name, topic_root, kind, generation, digest, deployments, acknowledged "
+            "FROM deliveries WHERE bundle = ?",
+            (bundle,),
+        ).fetchall()
+        return {
+            row[1]: Delivery(
+                row[0],
+                row[1],
+                row[2],
+                DeliveryKind(row[3]),
+                row[4],
+                row[5],
+                tuple(json.loads(row[6])),
+                bool(row[7]),
+            )
+            for row in rows
+        }
+
+    def begin_generation(
+        self, bundle: str, intended: list[Delivery], *, deleted: bool = False
+    ) -> BundleRecord:
+        """Commit a new generation and its pending deliveries before anything is sent."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT generation FROM bundles WHERE name = ?", (bundle,)).fetchone()
+            generation = (row[0] if row else 0) + 1
+            db.execute(
+                "INSERT INTO bundles (name, generation, issued_at, deleted) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET generation = excluded.generation, "
+                "issued_at = excluded.issued_at, deleted = excluded.deleted",
+                (bundle, generation, now, int(deleted)),
+            )
+            for delivery in intended:
+                db.execute(
+                    "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                    (
+                        bundle,
+                        delivery.group,
+                        delivery.topic_root,
+                        delivery.kind.value,
+                        generation,
+                        delivery.digest,
+                        json.dumps(list(delivery.deployments)),
+                    ),
+                )
+        return BundleRecord(bundle, generation, now, deleted)
+
+    def acknowledge(self, bundle: str, group: str, generation: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET acknowledged = 1 "
+                "WHERE bundle = ? AND group_name = ? AND generation = ?",
+                (bundle, group, generation),
+            )
+
+    def bundles(self) -> list[BundleRecord]:
+        rows = self._db.execute(
+            "SELECT name, generation, issued_at, deleted FROM bundles ORDER BY name"
+        ).fetchall()
+        return [BundleRecord(r[0], r[1], r[2], bool(r[3])) for r in rows]

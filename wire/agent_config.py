@@ -1,0 +1,86 @@
+"""The agent's configuration document: written by the controller, read on the device.
+
+`edgefleet cluster add` writes it and `edgefleet-agent run --config` reads it,
+so its shape is part of the contract between the two sides. Until
+registration exists it is how an agent learns its name, group, labels,
+broker and the controller keys it trusts. Pure: the caller does the file I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wire import errors, keys, names, urls
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    cluster: str
+    group: str  # the group's topic root
+    broker: str
+    trusted_keys: tuple[str, ...]  # PEM public keys
+    labels: Mapping[str, str] = field(default_factory=dict)
+    topic_prefix: str = "fleet"
+    state_dir: str | None = None
+
+    def keyring(self) -> keys.Keyring:
+        return keys.keyring(keys.VerifyKey.from_pem(pem.encode()) for pem in self.trusted_keys)
+
+    def broker_url(self) -> urls.BrokerUrl:
+        return urls.BrokerUrl.parse(self.broker)
+
+
+def to_document(config: AgentConfig) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "version": VERSION,
+        "cluster": config.cluster,
+        "group": config.group,
+        "labels": dict(config.labels),
+        "broker": config.broker,
+        "topic_prefix": config.topic_prefix,
+        "trusted_keys": list(config.trusted_keys),
+    }
+    if config.state_dir is not None:
+        document["state_dir"] = config.state_dir
+    return document
+
+
+def from_document(document: object) -> AgentConfig:
+    """Validate a parsed config document; raise a WireError that says what is wrong."""
+    if not isinstance(document, Mapping):
+        raise errors.Malformed("agent config must be a map")
+    if document.get("version") != VERSION:
+        raise errors.UnsupportedVersion(
+            f"agent config version {document.get('version')!r}; this agent reads {VERSION}"
+        )
+    for key in ("cluster", "group", "broker"):
+        if not isinstance(document.get(key), str) or not document[key]:
+            raise errors.Malformed(f"agent config needs a string {key!r}")
+    labels = document.get("labels") or {}
+    if not isinstance(labels, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise errors.Malformed("agent config 'labels' must map strings to strings")
+    trusted = document.get("trusted_keys")
+    if not isinstance(trusted, list) or not trusted or not all(isinstance(k, str) for k in trusted):
+        raise errors.Malformed("agent config needs 'trusted_keys': a list of PEM public keys")
+    prefix = document.get("topic_prefix", "fleet")
+    state_dir = document.get("state_dir")
+    if not isinstance(prefix, str) or (state_dir is not None and not isinstance(state_dir, str)):
+        raise errors.Malformed("agent config 'topic_prefix' and 'state_dir' must be strings")
+    config = AgentConfig(
+        cluster=names.cluster(document["cluster"]),
+        group=names.group(document["group"]),
+        broker=document["broker"],
+        trusted_keys=tuple(trusted),
+        labels=dict(labels),
+        topic_prefix=prefix,
+        state_dir=state_dir,
+    )
+    config.broker_url()
+    config.keyring()
+    return config
