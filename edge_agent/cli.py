@@ -1,26 +1,47 @@
 """`edgefleet-agent`: the device's command line.
 
-`verify` checks a captured message offline exactly as the agent would before
-applying it, which is how an operator answers "why did the device refuse this?".
+`run` is the agent itself. `verify` checks a captured message offline exactly
+as the agent would before applying it, which is how an operator answers "why
+did the device refuse this?".
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 import wire
+from edge_agent import errors as agent_errors
 from edge_agent import receiving
-from wire import errors, keys, topics
+from edge_agent.agent import Agent
+from edge_agent.store import Store
+from wire import agent_config, errors, keys, topics
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgefleet-agent", description="edgefleet device agent.")
     parser.add_argument("--version", action="version", version=f"edgefleet-agent {wire.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run the agent: receive, verify and apply bundles")
+    run.add_argument("--config", type=Path, required=True, help="agent config (from 'edgefleet cluster add')")
+    run.add_argument(
+        "--state-dir", type=Path, help="where the agent keeps its state (default: from the config)"
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig of the local cluster (default: ~/.kube/config)"
+    )
+    where.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(run=_run)
     verify = commands.add_parser("verify", help="verify a captured bundle message as the agent would")
     verify.add_argument("message", type=Path, help="file holding the message payload")
     verify.add_argument("--topic", required=True, help="topic it arrived on, e.g. edge/us-west/bundles/web")
@@ -64,9 +85,56 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_config(path: Path) -> agent_config.AgentConfig:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise agent_errors.ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise agent_errors.ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        return agent_config.from_document(document)
+    except errors.WireError as exc:
+        raise agent_errors.ConfigError(f"{path}: {exc}") from exc
+
+
+def build_agent(args: argparse.Namespace) -> Agent:
+    from edge_agent import applying  # the kubernetes client loads only for `run`
+
+    config = load_config(args.config)
+    state_dir = args.state_dir or (Path(config.state_dir) if config.state_dir else None)
+    if state_dir is None:
+        raise agent_errors.ConfigError("no state directory: pass --state-dir or set state_dir in the config")
+    client = applying.api_client(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster)
+    applier = applying.KubeApplier(client, discovery_cache=state_dir / "discovery.json")
+    return Agent(config, Store(state_dir), applier)
+
+
+async def _serve(agent: Agent) -> None:
+    task = asyncio.ensure_future(agent.run())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _run(args: argparse.Namespace) -> int:
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.getLogger("edge_agent").setLevel(level)
+    logging.getLogger("wire").setLevel(level)
+    try:
+        agent = build_agent(args)
+    except agent_errors.AgentError as exc:
+        print(f"edgefleet-agent: error: {exc}", file=sys.stderr)
+        return 1
+    asyncio.run(_serve(agent))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     code: int = args.run(args)
     return code
 

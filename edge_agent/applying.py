@@ -1,0 +1,247 @@
+"""Applying variants to the local cluster: the only module that imports `kubernetes`.
+
+Server-side apply with the field manager `edgefleet` and forced ownership:
+the controller is the source of truth for the fields it sets, as Fleet's
+Helm-based apply is. Objects are applied in Helm's install order (namespaces
+and CRDs first, CRDs waited on until Established, workloads last) and
+removed in the reverse order. Every object carries the label
+`edgefleet.io/bundle=<bundle>`; removal deletes only objects that still
+carry it, so the agent never deletes what it does not own.
+
+Kubernetes errors are classified here (edge_agent.errors): invalid or
+forbidden objects are permanent; server errors, timeouts, and a missing
+namespace or API kind (another bundle may be about to create it) are
+transient.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import kubernetes
+import urllib3
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic import exceptions as dynamic_errors
+
+from edge_agent import errors
+from edge_agent.store import ObjectRef
+from wire import manifests
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "edgefleet"
+BUNDLE_LABEL = "edgefleet.io/bundle"
+
+# Per request: connect within 5 s, answer within 30 s; a hung API is a transient error.
+REQUEST_TIMEOUT = (5.0, 30.0)
+# A CRD is normally Established within a second; a minute means the API server is unwell.
+CRD_ESTABLISH_TIMEOUT = 60.0
+CRD_POLL_INTERVAL = 0.1
+
+# Helm's install order (pkg/releaseutil/kind_sorter.go); unknown kinds go last.
+INSTALL_ORDER = [
+    "PriorityClass", "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
+    "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
+    "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole", "ClusterRoleList",
+    "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding", "RoleBindingList",
+    "Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
+    "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
+]  # fmt: skip
+_RANK = {kind: rank for rank, kind in enumerate(INSTALL_ORDER)}
+
+
+def install_rank(kind: str) -> int:
+    return _RANK.get(kind, len(INSTALL_ORDER))
+
+
+class Applier(Protocol):
+    """The seam between deciding and the cluster; tests of the agent loop use a fake."""
+
+    def refs(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]: ...
+
+    def apply(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]: ...
+
+    def remove(self, bundle: str, refs: Iterable[ObjectRef]) -> None: ...
+
+
+def api_client(*, kubeconfig: Path | None = None, in_cluster: bool = False) -> kubernetes.client.ApiClient:
+    configuration = kubernetes.client.Configuration()
+    try:
+        if in_cluster:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        else:
+            kubernetes.config.load_kube_config(
+                config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
+            )
+    except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as exc:
+        raise errors.ConfigError(f"cannot load Kubernetes credentials: {exc}") from exc
+    return kubernetes.client.ApiClient(configuration)
+
+
+class KubeApplier:
+    def __init__(
+        self,
+        client: kubernetes.client.ApiClient,
+        *,
+        discovery_cache: Path | None = None,
+        pause: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._cache = discovery_cache
+        self._dynamic: DynamicClient | None = None
+        self._pause = pause
+
+    def _api(self) -> DynamicClient:
+        if self._dynamic is None:
+            try:
+                self._dynamic = DynamicClient(
+                    self._client, cache_file=str(self._cache) if self._cache else None
+                )
+            except Exception as exc:  # discovery on first contact: any failure is "cluster unreachable"
+                raise _classify(exc, "API discovery") from exc
+        return self._dynamic
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self._api().resources.get(api_version=api_version, kind=kind)
+        except dynamic_errors.ResourceNotFoundError as exc:
+            raise errors.TransientApplyError(
+                f"the cluster has no API for {kind} in {api_version} (is its CRD installed?)",
+                objects=(kind,),
+            ) from exc
+
+    @staticmethod
+    def _namespace(obj: Mapping[str, Any], variant: manifests.Variant, *, namespaced: bool) -> str:
+        target_namespace = variant.options.get("targetNamespace")
+        if namespaced:
+            return str(target_namespace or obj["metadata"].get("namespace") or variant.namespace)
+        if target_namespace:
+            name = f"{obj['kind']} {obj['metadata']['name']}"
+            raise errors.PermanentApplyError(
+                f"{name} is cluster-scoped, but the bundle forces namespace {target_namespace}",
+                objects=(name,),
+            )
+        return ""
+
+    def refs(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]:
+        """The objects `apply` will create, as far as discovery knows now (kinds whose
+        CRD is in the same variant are taken as namespaced until it exists)."""
+        found = []
+        for obj in variant.objects:
+            try:
+                namespaced = self._resource(str(obj["apiVersion"]), str(obj["kind"])).namespaced
+            except errors.TransientApplyError:
+                namespaced = True
+            namespace = self._namespace(obj, variant, namespaced=namespaced)
+            found.append(
+                ObjectRef(str(obj["apiVersion"]), str(obj["kind"]), namespace, obj["metadata"]["name"])
+            )
+        return tuple(found)
+
+    def apply(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]:
+        """Server-side apply every object of `variant`; return what was applied."""
+        objects = sorted(variant.objects, key=lambda o: install_rank(str(o["kind"])))
+        applied: list[ObjectRef] = []
+        for source in objects:
+            obj = _labelled(source, bundle)
+            resource = self._resource(obj["apiVersion"], obj["kind"])
+            namespace = self._namespace(obj, variant, namespaced=resource.namespaced)
+            if namespace:
+                obj["metadata"]["namespace"] = namespace
+            ref = ObjectRef(obj["apiVersion"], obj["kind"], namespace, obj["metadata"]["name"])
+            try:
+                resource.server_side_apply(
+                    body=obj,
+                    namespace=namespace or None,
+                    field_manager=FIELD_MANAGER,
+                    force_conflicts=True,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            except Exception as exc:
+                raise _classify(exc, str(ref)) from exc
+            applied.append(ref)
+            if obj["kind"] == "CustomResourceDefinition":
+                self._await_established(resource, ref)
+        log.info("applied %d objects of %s", len(applied), bundle)
+        return tuple(applied)
+
+    def _await_established(self, resource: Any, ref: ObjectRef) -> None:
+        deadline = time.monotonic() + CRD_ESTABLISH_TIMEOUT
+        while True:
+            try:
+                live = resource.get(name=ref.name, _request_timeout=REQUEST_TIMEOUT).to_dict()
+            except Exception as exc:
+                raise _classify(exc, str(ref)) from exc
+            conditions = (live.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                return
+            if time.monotonic() > deadline:
+                raise errors.TransientApplyError(
+                    f"{ref} was not Established within {CRD_ESTABLISH_TIMEOUT:.0f}s"
+                )
+            self._pause(CRD_POLL_INTERVAL)
+
+    def remove(self, bundle: str, refs: Iterable[ObjectRef]) -> None:
+        """Delete `refs` in reverse install order, skipping objects not labelled as this bundle's."""
+        for ref in sorted(refs, key=lambda r: install_rank(r.kind), reverse=True):
+            try:
+                resource = self._resource(ref.api_version, ref.kind)
+            except errors.TransientApplyError:
+                log.info("%s: its API is gone, so is the object", ref)
+                continue
+            namespace = ref.namespace or None
+            try:
+                live = resource.get(
+                    name=ref.name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT
+                ).to_dict()
+            except dynamic_errors.NotFoundError:
+                continue
+            except Exception as exc:
+                raise _classify(exc, str(ref)) from exc
+            owner = ((live.get("metadata") or {}).get("labels") or {}).get(BUNDLE_LABEL)
+            if owner != bundle:
+                log.warning("not deleting %s: it is labelled for %r, not %r", ref, owner, bundle)
+                continue
+            try:
+                resource.delete(name=ref.name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT)
+            except dynamic_errors.NotFoundError:
+                continue
+            except Exception as exc:
+                raise _classify(exc, str(ref)) from exc
+            log.info("deleted %s of %s", ref, bundle)
+
+
+def _labelled(source: Mapping[str, Any], bundle: str) -> dict[str, Any]:
+    obj: dict[str, Any] = copy.deepcopy(dict(source))
+    metadata = obj.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), BUNDLE_LABEL: bundle}
+    return obj
+
+
+def _status_message(exc: kubernetes.client.exceptions.ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return f"{exc.status} {body.get('reason') or exc.reason}: {message or exc.body or ''}".strip()
+
+
+def _classify(exc: BaseException, what: str) -> errors.ApplyError:
+    """Map a client failure to a permanent or transient ApplyError naming the object."""
+    if isinstance(exc, kubernetes.client.exceptions.ApiException):
+        message = f"{what}: {_status_message(exc)}"
+        if exc.status in (400, 401, 403, 405, 410, 415, 422):
+            return errors.PermanentApplyError(message, objects=(what,))
+        return errors.TransientApplyError(message, objects=(what,))
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError, TimeoutError)):
+        return errors.TransientApplyError(f"{what}: cannot reach the Kubernetes API: {exc}", objects=(what,))
+    if isinstance(exc, errors.ApplyError):
+        return exc
+    return errors.TransientApplyError(f"{what}: {type(exc).__name__}: {exc}", objects=(what,))

@@ -1,0 +1,142 @@
+"""What the agent remembers across restarts, under its state directory.
+
+    manifests/<bundle>.bin    the last verified envelope, exactly as received
+    applied/<bundle>.json     generation, deployment id, inventory of applied objects
+
+The envelope is kept rather than a decoded copy so that a restart verifies it
+again against the trusted keys before trusting it. The inventory is what a
+new generation prunes from; while an apply is under way it holds the union
+of the old and new objects, so a crash mid-apply can never lose track of an
+object the agent created. Every write is atomic (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent import errors
+from wire import errors as wire_errors
+from wire import names
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The agent's record of one bundle on its cluster."""
+
+    generation: int = 0
+    deployment_id: str | None = None
+    inventory: tuple[ObjectRef, ...] = ()
+    keep_resources: bool = False
+    complete: bool = True  # False while an apply or removal is under way
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        try:
+            for sub in ("manifests", "applied"):
+                (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise errors.StateError(f"cannot create state directory {root}: {exc.strerror}") from exc
+
+    def _path(self, sub: str, bundle: str, suffix: str) -> Path:
+        return self.root / sub / f"{names.bundle(bundle)}{suffix}"
+
+    # -- manifests --------------------------------------------------------------
+
+    def save_manifest(self, bundle: str, envelope: bytes) -> None:
+        _write_atomic(self._path("manifests", bundle, ".bin"), envelope)
+
+    def manifests(self) -> dict[str, bytes]:
+        found = {}
+        for path in sorted((self.root / "manifests").glob("*.bin")):
+            try:
+                bundle = names.bundle(path.stem)
+                found[bundle] = path.read_bytes()
+            except (OSError, wire_errors.InvalidName):
+                continue
+        return found
+
+    def forget_manifest(self, bundle: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path("manifests", bundle, ".bin").unlink()
+
+    # -- applied records ---------------------------------------------------------
+
+    def applied(self, bundle: str) -> Applied:
+        path = self._path("applied", bundle, ".json")
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return Applied()
+        except (OSError, ValueError) as exc:
+            raise errors.StateError(f"cannot read {path}: {exc}") from exc
+        return _applied_from_json(raw, path)
+
+    def save_applied(self, bundle: str, record: Applied) -> None:
+        document = {
+            "generation": record.generation,
+            "deployment_id": record.deployment_id,
+            "keep_resources": record.keep_resources,
+            "complete": record.complete,
+            "inventory": [ref.__dict__ for ref in record.inventory],
+        }
+        _write_atomic(self._path("applied", bundle, ".json"), json.dumps(document, indent=1).encode())
+
+    def bundles(self) -> list[str]:
+        found = {p.stem for p in (self.root / "applied").glob("*.json")}
+        found |= {p.stem for p in (self.root / "manifests").glob("*.bin")}
+        return sorted(found)
+
+
+def _applied_from_json(raw: Any, path: Path) -> Applied:
+    try:
+        return Applied(
+            generation=int(raw["generation"]),
+            deployment_id=raw.get("deployment_id"),
+            inventory=tuple(ObjectRef(**ref) for ref in raw.get("inventory", [])),
+            keep_resources=bool(raw.get("keep_resources", False)),
+            complete=bool(raw.get("complete", True)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise errors.StateError(f"{path} is not an applied record: {exc}") from exc
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise errors.StateError(f"cannot write {path}: {exc.strerror}") from exc
