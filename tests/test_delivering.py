@@ -1,0 +1,130 @@
+"""`edgefleet apply` / `bundle delete` against real brokers: what lands retained, per group."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller import delivering, errors, keystore
+from controller.state import Group, State
+from tests import brokers, mqtt
+from wire import envelopes, keys, manifests, topics, urls
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+T = topics.Topics()
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> keys.SigningKey:
+    return keystore.init(tmp_path / "state")
+
+
+@pytest.fixture
+def state(tmp_path: Path, key: keys.SigningKey, topic_root: str) -> Iterator[State]:
+    state = State.open(tmp_path / "state")
+    state.add_group(Group("west", f"{topic_root}/west", {"region": "us-west"}))
+    state.add_group(Group("east", f"{topic_root}/east", {"region": "us-east"}))
+    yield state
+    state.close()
+
+
+def _opened(payload: bytes, key: keys.SigningKey) -> manifests.Manifest:
+    return envelopes.unseal(payload, trusted=keys.keyring([key.verify_key]))
+
+
+def _bundle(tmp_path: Path, text: str, name: str = "app") -> Path:
+    root = tmp_path / name
+    root.mkdir(exist_ok=True)
+    (root / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {v: '1'}\n")
+    (root / "fleet.yaml").write_text(text)
+    return root
+
+
+async def test_apply_publishes_one_manifest_per_targeted_group_and_is_idempotent(
+    broker_url: urls.BrokerUrl, state: State, key: keys.SigningKey, topic_root: str, tmp_path: Path
+) -> None:
+    bundle = _bundle(tmp_path, "targets: [{clusterGroupSelector: {matchLabels: {region: us-west}}}]\n")
+    report = await delivering.apply(state, key, broker_url, bundle, T)
+    assert report.ok and report.published == {"west": "manifest generation 1"}
+    held = await mqtt.retained(broker_url, f"{topic_root}/+/bundles/+", expect=1)
+    [(topic, payload)] = held.items()
+    assert topic == f"{topic_root}/west/bundles/app"
+    manifest = _opened(payload, key)
+    assert (manifest.group, manifest.generation) == (f"{topic_root}/west", 1)
+
+    again = await delivering.apply(state, key, broker_url, bundle, T)
+    assert again.published == {} and again.unchanged == ("west",) and again.generation is None
+
+
+async def test_changes_bump_the_generation_and_untargeted_groups_get_a_tombstone(
+    broker_url: urls.BrokerUrl, state: State, key: keys.SigningKey, topic_root: str, tmp_path: Path
+) -> None:
+    bundle = _bundle(tmp_path, "{}\n")
+    assert (await delivering.apply(state, key, broker_url, bundle, T)).generation == 1
+    _bundle(tmp_path, "targets: [{clusterGroup: east}]\n")
+    report = await delivering.apply(state, key, broker_url, bundle, T)
+    assert report.published == {"east": "manifest generation 2", "west": "tombstone generation 2"}
+    held = await mqtt.retained(broker_url, f"{topic_root}/+/bundles/app", expect=2)
+    west = _opened(held[f"{topic_root}/west/bundles/app"], key)
+    east = _opened(held[f"{topic_root}/east/bundles/app"], key)
+    assert west.kind is manifests.Kind.TOMBSTONE and west.generation == 2
+    assert east.kind is manifests.Kind.BUNDLE and east.generation == 2
+
+
+async def test_delete_tombstones_every_group_and_a_later_apply_goes_on_counting(
+    broker_url: urls.BrokerUrl, state: State, key: keys.SigningKey, topic_root: str, tmp_path: Path
+) -> None:
+    bundle = _bundle(tmp_path, "{}\n")
+    await delivering.apply(state, key, broker_url, bundle, T)
+    report = await delivering.delete(state, key, broker_url, "app", T)
+    assert report.published == {"east": "tombstone generation 2", "west": "tombstone generation 2"}
+    held = await mqtt.retained(broker_url, f"{topic_root}/+/bundles/app", expect=2)
+    assert {_opened(p, key).kind for p in held.values()} == {manifests.Kind.TOMBSTONE}
+    assert (await delivering.delete(state, key, broker_url, "app", T)).published == {}
+    assert (await delivering.apply(state, key, broker_url, bundle, T)).generation == 3
+
+
+async def test_a_failed_publish_is_finished_by_the_next_apply(
+    state: State, key: keys.SigningKey, topic_root: str, tmp_path: Path
+) -> None:
+    bundle = _bundle(tmp_path, "{}\n")
+    down = urls.BrokerUrl("127.0.0.1", brokers.free_port())
+    report = await delivering.apply(state, key, down, bundle, T)
+    assert not report.ok and set(report.failed) == {"east", "west"}
+    assert state.bundle("app").generation == 1  # the intent was committed first
+    with brokers.mosquitto(tmp_path) as url:
+        retry = await delivering.apply(state, key, url, bundle, T)
+        assert retry.ok and retry.published == {
+            "east": "manifest generation 1",
+            "west": "manifest generation 1",
+        }
+        held = await mqtt.retained(url, f"{topic_root}/+/bundles/app", expect=2)
+        assert {_opened(p, key).generation for p in held.values()} == {1}
+        assert (await delivering.apply(state, key, url, bundle, T)).published == {}
+
+
+async def test_a_render_error_publishes_nothing_and_changes_nothing(
+    broker_url: urls.BrokerUrl, state: State, key: keys.SigningKey, tmp_path: Path
+) -> None:
+    bundle = _bundle(tmp_path, "{}\n")
+    await delivering.apply(state, key, broker_url, bundle, T)
+    (bundle / "broken.yaml").write_text("key: [unclosed\n")
+    with pytest.raises(errors.BundleError, match="broken.yaml"):
+        await delivering.apply(state, key, broker_url, bundle, T)
+    assert state.bundle("app").generation == 1
+    shutil.rmtree(bundle)
+
+
+def test_decide_resends_unacknowledged_deliveries_as_recorded() -> None:
+    from controller import bundles, targeting
+    from controller.state import Delivery, DeliveryKind
+
+    plan = bundles.Plan(targeting.Group("west"), (), ())
+    pending = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), False)
+    decision = delivering.decide(
+        "app", {"west": plan}, {"west": Group("west", "root/west")}, {"west": pending}
+    )
+    assert decision.resend == (pending,) and decision.publish == ()
