@@ -112,7 +112,7 @@ async def test_a_render_error_publishes_nothing_and_changes_nothing(
     bundle = _bundle(tmp_path, "{}\n")
     await delivering.apply(state, key, broker_url, bundle, T)
     (bundle / "broken.yaml").write_text("key: [unclosed\n")
-    with pytest.raises(errors.BundleError, match="broken.yaml"):
+    with pytest.raises(errors.BundleError, match=r"broken\.yaml"):
         await delivering.apply(state, key, broker_url, bundle, T)
     assert state.bundle("app").generation == 1
     shutil.rmtree(bundle)

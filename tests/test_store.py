@@ -28,7 +28,7 @@ def test_applied_record_and_manifest_round_trip(tmp_path: Path) -> None:
 def test_corrupt_record_is_a_state_error(tmp_path: Path) -> None:
     store = Store(tmp_path)
     (tmp_path / "applied/web.json").write_text("{not json")
-    with pytest.raises(errors.StateError, match="web.json"):
+    with pytest.raises(errors.StateError, match=r"web\.json"):
         store.applied("web")
 
 
