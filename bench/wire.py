@@ -51,7 +51,7 @@ ROOT = HERE.parent
 # this, `import wire` would import the script itself instead of the package.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
-from controller import plain  # noqa: E402
+from controller import fleetyaml, plain  # noqa: E402
 from wire import canonical, codecs, envelopes, keys, limits, manifests  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -101,7 +101,7 @@ def plain_text(directory: Path) -> str:
     files = sorted(
         p
         for p in directory.rglob("*")
-        if p.is_file() and p.suffix in plain.MANIFEST_SUFFIXES and p.name not in plain.DESCRIPTOR_NAMES
+        if p.is_file() and p.suffix in plain.MANIFEST_SUFFIXES and p.name not in fleetyaml.DESCRIPTOR_NAMES
     )
     return join_documents([p.read_text(encoding="utf-8") for p in files])
 

@@ -134,6 +134,9 @@ def run_inspect(args: argparse.Namespace, out: TextIO | None = None) -> None:
         if variant is None:
             out.write(f"  {name:<24} doNotDeploy\n")
             continue
+        if isinstance(variant, errors.BundleError):
+            out.write(f"  {name:<24} does not render: {variant}\n")
+            continue
         size = len(canonical.encode(list(variant.objects)))
         out.write(
             f"  {name:<24} {variant.deployment_id[:12]}  namespace {variant.namespace:<12} "

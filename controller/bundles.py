@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller import customizing, fleetyaml, helm, rendering, targeting
+from controller import customizing, errors, fleetyaml, helm, rendering, targeting
 from wire import canonical, manifests, selectors
 
 
@@ -73,19 +73,24 @@ class Bundle:
     def plan(self, group: targeting.Group) -> Plan:
         if not targeting.where(self.spec, group):
             return Plan(group, (), ())
-        deployments: dict[int | None, str | None] = {}
+        indices = [targeting.BASE, *targeting.applicable(self.spec, group)]
+        # First with stand-in ids, to learn which entries any cluster can reach: only
+        # those are rendered (a base that no cluster gets may not even be renderable).
+        stand_ins: dict[int | None, str | None] = {
+            i: None if i is not None and self.spec.customizations[i].do_not_deploy else f"#{i}"
+            for i in indices
+        }
+        reachable = {t.deployment_id for t in targeting.compile_targets(self.spec, group, stand_ins)}
+        deployments = dict(stand_ins)
         variants: dict[str, manifests.Variant] = {}
-        for index in [targeting.BASE, *targeting.applicable(self.spec, group)]:
-            if index is not None and self.spec.customizations[index].do_not_deploy:
-                deployments[index] = None
-                continue
-            variant = self.variant(index)
-            deployments[index] = variant.deployment_id
-            variants.setdefault(variant.deployment_id, variant)
+        for index, stand_in in stand_ins.items():
+            if stand_in is not None and stand_in in reachable:
+                variant = self.variant(index)
+                deployments[index] = variant.deployment_id
+                variants.setdefault(variant.deployment_id, variant)
         targets = targeting.compile_targets(self.spec, group, deployments)
         used = {t.deployment_id for t in targets if t.deployment_id is not None}
-        kept = tuple(variants[d] for d in sorted(used))
-        return Plan(group, targets, kept)
+        return Plan(group, targets, tuple(variants[d] for d in sorted(used)))
 
     def for_cluster(self, group: targeting.Group, *, cluster: str, labels: Mapping[str, str]) -> ClusterView:
         plan = self.plan(group)
@@ -95,11 +100,17 @@ class Bundle:
         variant = next(v for v in plan.variants if v.deployment_id == selection.deployment_id)
         return ClusterView(selection, variant)
 
-    def all_variants(self) -> list[tuple[str, manifests.Variant | None]]:
-        """The base and every customization, rendered (None for doNotDeploy), for inspection."""
-        result: list[tuple[str, manifests.Variant | None]] = [("base", self.variant(None))]
-        for index, entry in enumerate(self.spec.customizations):
-            result.append((entry.name, None if entry.do_not_deploy else self.variant(index)))
+    def all_variants(self) -> list[tuple[str, manifests.Variant | errors.BundleError | None]]:
+        """The base and every customization (None for doNotDeploy), or why it does not render."""
+        result: list[tuple[str, manifests.Variant | errors.BundleError | None]] = []
+        for index in [None, *range(len(self.spec.customizations))]:
+            if index is not None and self.spec.customizations[index].do_not_deploy:
+                result.append((self.target_name(index), None))
+                continue
+            try:
+                result.append((self.target_name(index), self.variant(index)))
+            except errors.BundleError as exc:
+                result.append((self.target_name(index), exc))
         return result
 
 

@@ -172,7 +172,9 @@ class _BlockDumper(yaml.SafeDumper):
 
 _BlockDumper.add_representer(
     str,
-    lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None),
+    lambda dumper, value: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
+    ),
 )
 
 

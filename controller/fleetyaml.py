@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller import errors, safeyaml, values
+from controller import errors, safeyaml, sandbox, values
 from wire import errors as wire_errors
 from wire import manifests, names
 
@@ -179,10 +179,12 @@ def read(directory: Path) -> BundleSpec:
     """Read the bundle description of `directory`; plain bundles get an empty one."""
     if not directory.is_dir():
         raise errors.BundleError(f"{directory}: not a directory")
+    directory = directory.resolve()
+    sandbox.check_links(directory, source=str(directory))
     path = descriptor(directory)
     if path is None:
         return BundleSpec(name=_bundle_name(directory.name, directory), source=directory, options=Options())
-    documents = safeyaml.load_all(path.read_bytes(), source=str(path))
+    documents = safeyaml.load_file(path, source=str(path))
     if len(documents) > 1:
         raise errors.BundleError(f"{path}: holds {len(documents)} YAML documents, expected one")
     raw = documents[0] if documents else {}
@@ -254,11 +256,10 @@ class _Parser:
     def string_map(self, value: Any, where: str) -> dict[str, str]:
         result = {}
         for key, item in self.mapping(value, where).items():
-            if not isinstance(key, str) or not isinstance(item, (str, int, float, bool)):
-                raise self.fail(f"{where}.{key}", "expected a string value")
-            result[key] = (
-                item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
-            )
+            if not isinstance(item, str):
+                # As Kubernetes does: `gpu: yes` is a boolean, not the label value "yes".
+                raise self.fail(f"{where}.{key}", f"label values are strings; quote it ({key}: '{item}')")
+            result[key] = item
         return result
 
     # -- structure ---------------------------------------------------------
@@ -271,7 +272,7 @@ class _Parser:
         if "overrideTargets" in top and "targets" in top:
             raise self.fail("fleet.yaml", "give `targets` or Fleet's `overrideTargets`, not both")
         targets = tuple(
-            self.entry(item, f"{targets_key}[{i}]", CRITERIA_KEYS, default_name=f"target{i:03d}")
+            self.entry(item, f"{targets_key}[{i}]", CRITERIA_KEYS, default_name=f"{targets_key}[{i}]")
             for i, item in enumerate(self.seq(top.get(targets_key), targets_key))
         )
         customizations = tuple(
@@ -302,8 +303,14 @@ class _Parser:
     def entry(self, raw: Any, where: str, known: Mapping[str, Status], *, default_name: str) -> TargetEntry:
         item = self.mapping(raw, where)
         self.check_keys(item, known, where)
+        cluster_name = self.string(item.get("clusterName"), f"{where}.clusterName") or None
+        if cluster_name is not None:
+            try:
+                names.cluster(cluster_name)
+            except wire_errors.InvalidName as exc:
+                raise self.fail(f"{where}.clusterName", str(exc)) from exc
         criteria = Criteria(
-            cluster_name=self.string(item.get("clusterName"), f"{where}.clusterName") or None,
+            cluster_name=cluster_name,
             cluster_selector=self.selector(item.get("clusterSelector"), f"{where}.clusterSelector"),
             cluster_group=self.string(item.get("clusterGroup"), f"{where}.clusterGroup") or None,
             cluster_group_selector=self.selector(

@@ -48,9 +48,7 @@ def chart_path(options: fleetyaml.HelmOptions, root: Path, cache: ChartCache, *,
     ref = options.chart
     if options.repo or ref.startswith(("oci://", "http://", "https://")):
         return _download(options, cache, source=source)
-    local = (root / (ref or ".")).resolve()
-    if not sandbox.inside(root, local):
-        raise errors.BundleError(f"{source}: helm.chart {ref!r} points outside the bundle directory")
+    local = sandbox.resolve_inside(root, ref or ".", what="helm.chart", source=source)
     if local.is_dir() and not (local / "Chart.yaml").is_file():
         raise errors.BundleError(f"{source}: helm.chart {ref or '.'!r} has no Chart.yaml")
     if not local.exists():

@@ -16,17 +16,15 @@ merge keys are the real ones.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from controller import errors, kustomize, safeyaml
+from controller import errors, fleetyaml, kustomize, safeyaml, sandbox
 
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
-DESCRIPTOR_NAMES = frozenset({"fleet.yaml", "bundle.yaml"})
 OVERLAYS_DIR = "overlays"
 PATCH_MARK = "_patch."
 
@@ -35,26 +33,19 @@ def _owned_elsewhere(directory: Path, root: Path) -> bool:
     """A subdirectory that is its own bundle or chart."""
     if directory == root:
         return False
-    return any((directory / name).is_file() for name in (*DESCRIPTOR_NAMES, "Chart.yaml"))
+    return any((directory / name).is_file() for name in (*fleetyaml.DESCRIPTOR_NAMES, "Chart.yaml"))
 
 
-def manifest_files(root: Path) -> dict[str, bytes]:
+def manifest_files(root: Path, *, source: str) -> dict[str, bytes]:
     """Relative path -> content of every manifest file of the bundle, overlays included."""
     found: dict[str, bytes] = {}
-    skipped: list[Path] = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.suffix not in MANIFEST_SUFFIXES:
+    for path in sandbox.files(root, source=source):
+        relative_path = path.relative_to(root)
+        if path.suffix not in MANIFEST_SUFFIXES or relative_path.as_posix() in fleetyaml.DESCRIPTOR_NAMES:
             continue
-        if any(path.is_relative_to(s) for s in skipped):
+        if any(_owned_elsewhere(root / parent, root) for parent in relative_path.parents):
             continue
-        owner = next((p for p in path.relative_to(root).parents if _owned_elsewhere(root / p, root)), None)
-        if owner is not None:
-            skipped.append(root / owner)
-            continue
-        relative = path.relative_to(root).as_posix()
-        if relative in DESCRIPTOR_NAMES:
-            continue
-        found[relative] = path.read_bytes()
+        found[relative_path.as_posix()] = sandbox.read(path, source=f"{source}: {relative_path}")
     return found
 
 
@@ -84,17 +75,21 @@ def apply_overlays(files: Mapping[str, bytes], overlays: tuple[str, ...], *, sou
 
 
 def _patched(base: bytes, patch: bytes, *, target: str, patch_name: str, source: str) -> bytes:
-    documents = [d for d in safeyaml.load_all(base, source=f"{source}: {target}") if d is not None]
-    if len(documents) != 1 or not isinstance(documents[0], dict):
+    objects = documents_to_objects(base, source=f"{source}: {target}")
+    if len(objects) != 1:
         raise errors.BundleError(
             f"{source}: {patch_name} patches {target}, which must hold exactly one object"
         )
-    [obj] = documents
+    [obj] = objects
     patch_documents = [d for d in safeyaml.load_all(patch, source=f"{source}: {patch_name}") if d is not None]
     if len(patch_documents) != 1:
         raise errors.BundleError(f"{source}: {patch_name} must hold exactly one patch")
     [patch_value] = patch_documents
-    return yaml.safe_dump(_kustomize_patch(obj, patch_value, source=f"{source}: {patch_name}")).encode()
+    if isinstance(patch_value, dict) and not isinstance(patch_value.get("metadata", {}), dict):
+        raise errors.BundleError(f"{source}: {patch_name}: metadata must be a map")
+    patched = _kustomize_patch(obj, patch_value, source=f"{source}: {patch_name}")
+    # JSON is YAML that every parser reads alike (no YAML 1.1 / 1.2 differences).
+    return json.dumps(patched).encode()
 
 
 def _kustomize_patch(obj: dict[str, Any], patch_value: Any, *, source: str) -> dict[str, Any]:
@@ -126,15 +121,16 @@ def _kustomize_patch(obj: dict[str, Any], patch_value: Any, *, source: str) -> d
         raise errors.BundleError(f"{source}: a patch is a map (strategic merge) or a list (JSON patch)")
     with tempfile.TemporaryDirectory(prefix="edgefleet-patch-") as tmp:
         directory = Path(tmp)
-        (directory / "base.yaml").write_text(yaml.safe_dump(obj), encoding="utf-8")
-        (directory / "patch.yaml").write_text(yaml.safe_dump(patch_value), encoding="utf-8")
+        (directory / "base.yaml").write_text(json.dumps(obj), encoding="utf-8")
+        (directory / "patch.yaml").write_text(json.dumps(patch_value), encoding="utf-8")
         (directory / "kustomization.yaml").write_text(
-            yaml.safe_dump({"resources": ["base.yaml"], "patches": [entry]}), encoding="utf-8"
+            json.dumps({"resources": ["base.yaml"], "patches": [entry]}), encoding="utf-8"
         )
         output = kustomize.build(directory, source=source)
-    [patched] = [d for d in safeyaml.load_all(output, source=source) if d is not None]
-    result: dict[str, Any] = patched
-    return result
+    patched = documents_to_objects(output, source=source)
+    if len(patched) != 1:
+        raise errors.BundleError(f"{source}: the patch must leave exactly one object, it left {len(patched)}")
+    return patched[0]
 
 
 def load_objects(
@@ -144,7 +140,7 @@ def load_objects(
     if not root.is_dir():
         raise errors.BundleError(f"{root} is not a directory")
     label = source or root.name
-    files = apply_overlays(manifest_files(root), overlays, source=label)
+    files = apply_overlays(manifest_files(root, source=label), overlays, source=label)
     objects: list[dict[str, Any]] = []
     for name in sorted(files):
         objects.extend(documents_to_objects(files[name], source=f"{label}: {name}"))

@@ -13,6 +13,7 @@ the same deployment id whatever tool produced it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,9 @@ def is_helm(spec: fleetyaml.BundleSpec, options: fleetyaml.Options) -> bool:
 
 def kustomize_dir(spec: fleetyaml.BundleSpec, options: fleetyaml.Options, *, source: str) -> Path | None:
     root = spec.source.resolve()
-    directory = (root / (options.kustomize_dir or ".")).resolve()
-    if not sandbox.inside(root, directory):
-        raise errors.BundleError(
-            f"{source}: kustomize.dir {options.kustomize_dir!r} points outside the bundle directory"
-        )
+    directory = sandbox.resolve_inside(
+        root, options.kustomize_dir or ".", what="kustomize.dir", source=source
+    )
     if kustomize.kustomization_file(directory) is not None:
         return directory
     if options.kustomize_dir:
@@ -52,34 +51,36 @@ def render(
     root = spec.source.resolve()
     sandbox.check_links(root, source=source)
     namespace = options.namespace or options.default_namespace or DEFAULT_NAMESPACE
-    helm_output = None
+    helm_objects = None
     if is_helm(spec, options):
         helm_options = options.helm or fleetyaml.HelmOptions()
         chart = helm.chart_path(helm_options, root, cache, source=source)
-        helm_output = helm.render(
+        output = helm.render(
             chart,
             values=helm_options.values,
             release=helm_options.release_name or spec.name,
             namespace=namespace,
             source=source,
         )
+        helm_objects = [
+            o
+            for o in plain.documents_to_objects(output, source=f"{source}: helm output")
+            if not helm.is_test_hook(o)
+        ]
     directory = kustomize_dir(spec, options, source=source)
     if directory is not None:
         kustomize.check(root, directory, source=source)
+        where = f"{source}: {directory.relative_to(root).as_posix() or '.'}"
         with sandbox.copy(root, source=source) as copy:
             inner = copy / directory.relative_to(root)
-            if helm_output is not None:
-                kustomize.add_helm_output(inner, helm_output)
-            output = kustomize.build(
-                inner, source=f"{source}: {directory.relative_to(root).as_posix() or '.'}"
-            )
+            if helm_objects is not None:
+                # JSON documents: YAML that kustomize reads exactly as written.
+                stream = "\n---\n".join(json.dumps(o) for o in helm_objects)
+                kustomize.add_helm_output(inner, stream, source=where)
+            output = kustomize.build(inner, source=where)
         objects = plain.documents_to_objects(output, source=f"{source}: kustomize output")
-    elif helm_output is not None:
-        objects = [
-            o
-            for o in plain.documents_to_objects(helm_output, source=f"{source}: helm output")
-            if not helm.is_test_hook(o)
-        ]
+    elif helm_objects is not None:
+        objects = helm_objects
     else:
         objects = plain.load_objects(root, options.overlays, source=source)
     return manifests.Variant(

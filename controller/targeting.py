@@ -13,7 +13,8 @@ evaluate with `wire.selectors`. The compiled list keeps Fleet's meaning for
 a first-match evaluator: for each customization in order, one target per
 "where" entry (customization AND where); then one target per "where" entry
 with the base variant; targets after one that matches every cluster are
-unreachable and left out.
+unreachable and left out, as are targets whose clusters earlier targets
+all take (`_shadowed`), so their variants are never rendered.
 """
 
 from __future__ import annotations
@@ -118,9 +119,55 @@ def compile_targets(
 
 
 def _reachable(targets: list[manifests.Target]) -> tuple[manifests.Target, ...]:
-    """Drop the targets after one that matches every cluster: first match wins, so they never apply."""
-    for index, target in enumerate(targets):
-        everyone = manifests.ClusterSelector()
-        if target.cluster_name is None and target.cluster_selector == everyone:
-            return tuple(targets[: index + 1])
-    return tuple(targets)
+    """Drop targets no cluster can reach: first match wins, so a target is dead when
+    every cluster it matches already matched an earlier one."""
+    kept: list[manifests.Target] = []
+    for target in targets:
+        if _shadowed(target, kept):
+            continue
+        kept.append(target)
+        if target.cluster_name is None and target.cluster_selector == manifests.ClusterSelector():
+            break  # matches every cluster: nothing after it is reachable
+    return tuple(kept)
+
+
+def _implies(
+    selector: manifests.ClusterSelector,
+    labels: Mapping[str, str],
+    expressions: tuple[manifests.Requirement, ...],
+) -> bool:
+    """Whether every cluster with `labels` and meeting `expressions` meets `selector`."""
+    return all(labels.get(k) == v for k, v in selector.match_labels.items()) and all(
+        r in expressions
+        or (r.operator == "In" and labels.get(r.key) in r.values)
+        or (r.operator == "Exists" and r.key in labels)
+        for r in selector.match_expressions
+    )
+
+
+def _shadowed(target: manifests.Target, earlier: list[manifests.Target]) -> bool:
+    """True when the clusters `target` matches are all taken by `earlier` targets.
+
+    Decided for the common case (Fleet's own examples): a target whose selector
+    limits one label to a set of values, each value covered by an earlier target
+    that asks for no more than that value and the target's own criteria.
+    """
+    selector = target.cluster_selector
+    if target.cluster_name is not None or selector is None:
+        return False
+    choices: list[tuple[str, tuple[str, ...]]] = [(k, (v,)) for k, v in selector.match_labels.items()]
+    choices += [(r.key, r.values) for r in selector.match_expressions if r.operator == "In"]
+    for key, values in choices:
+
+        def covered(value: str, key: str = key) -> bool:
+            labels = {**selector.match_labels, key: value}
+            return any(
+                e.cluster_name is None
+                and e.cluster_selector is not None
+                and _implies(e.cluster_selector, labels, selector.match_expressions)
+                for e in earlier
+            )
+
+        if values and all(covered(value) for value in values):
+            return True
+    return False

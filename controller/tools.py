@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from controller import errors
@@ -19,13 +20,24 @@ def which(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
 
 
-def run(argv: list[str], *, source: str, what: str, timeout: float, hide: str | None = None) -> str:
+def run(
+    argv: list[str],
+    *,
+    source: str,
+    what: str,
+    timeout: float,
+    hide: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run `argv`; return its standard output, or raise BundleError saying it could not `what`.
 
-    `hide` is a path prefix removed from the tool's messages (a sandbox directory).
+    `hide` is a path prefix removed from the tool's messages (a sandbox directory);
+    `env` replaces the environment (to keep a tool offline).
     """
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, check=False, env=dict(env) if env else None
+        )
     except subprocess.TimeoutExpired as exc:
         raise errors.BundleError(
             f"{source}: {Path(argv[0]).name} did not {what} within {timeout:.0f}s"

@@ -33,14 +33,10 @@ def with_files(
     """The values files under `root`, in order, then `inline` on top."""
     merged: dict[str, Any] = {}
     for name in files:
-        path = (root / name).resolve()
-        if not sandbox.inside(root, path):
-            raise errors.BundleError(
-                f"{source}: valuesFiles entry {name!r} points outside the bundle directory"
-            )
+        path = sandbox.resolve_inside(root, name, what="valuesFiles entry", source=source)
         if not path.is_file():
             raise errors.BundleError(f"{source}: valuesFiles entry {name!r} does not exist")
-        for document in safeyaml.load_all(path.read_bytes(), source=f"{source}: {name}"):
+        for document in safeyaml.load_file(path, source=f"{source}: {name}"):
             if document is None:
                 continue
             if not isinstance(document, dict):

@@ -32,7 +32,7 @@ def test_reads_fleet_keys(tmp_path: Path) -> None:
 name: pos
 defaultNamespace: shop
 namespace: forced
-labels: {team: retail, tier: 1}
+labels: {team: retail, tier: '1'}
 helm:
   chart: ./chart
   releaseName: pos
@@ -138,10 +138,22 @@ def test_known_unsupported_keys_warn_and_name_themselves(tmp_path: Path) -> None
         ("key: [unclosed\n", "not valid YAML"),
         ("helm: {valuesFiles: [../../etc/passwd]}\n", "outside the bundle directory"),
         ("helm: {valuesFiles: [missing.yaml]}\n", "does not exist"),
+        ('helm: {valuesFiles: ["a\\0b"]}\n', "not a usable path"),
+        ('kustomize: {dir: "a\\0b"}\n', None),
+        ("labels: {gpu: yes}\n", "quote it"),
+        ("targets: [{clusterSelector: {matchLabels: {rev: 1.10}}}]\n", "quote it"),
+        (
+            "targets: [{clusterSelector: {matchExpressions: [{key: a, operator: In, values: [1]}]}}]\n",
+            "expected a string",
+        ),
+        ("targetCustomizations: [{clusterName: 'Pi 7 (lab)'}]\n", "clusterName"),
     ],
 )
-def test_malformed_descriptors_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
+def test_malformed_descriptors_are_clear_errors(tmp_path: Path, text: str, message: str | None) -> None:
     root = _bundle(tmp_path, text)
+    if message is None:  # only noticed when rendering: see test_rendering
+        fleetyaml.read(root)
+        return
     with pytest.raises(errors.BundleError, match=message):
         fleetyaml.read(root)
 

@@ -208,8 +208,20 @@ def test_helm_output_is_fed_to_the_kustomization_per_region() -> None:
         ),
         ("resources: ['https://github.com/org/repo//base?ref=v1']\n", "remote reference"),
         ("resources: ['github.com/org/repo/base']\n", "remote reference"),
-        ("helmCharts: [{name: x}]\n", "helmCharts are not supported"),
-        ("resources: [missing.yaml]\n", "could not build the kustomization"),
+        ("helmCharts: [{name: x}]\n", "helm support is off"),
+        ("resources: [missing.yaml]\n", "'missing.yaml' is not in the bundle"),
+        ("Resources: [../../outside]\n", "points outside the bundle directory"),  # kustomize ignores case
+        ("resources: [!!binary Li4vLi4vb3V0c2lkZQ==]\n", "not a JSON-shaped value"),
+        ("resources: [5]\n", "must be plain strings"),
+        ("resources: ['github.com:org/repo//base']\n", "remote references are not supported"),
+        ("resources: ['GitHub.com/org/repo']\n", "remote references are not supported"),
+        ("resources: ['deploy@evil.example.com:org/repo.git']\n", "remote references are not supported"),
+        (
+            "patches: [{path: deployment.yaml}]\nconfigMapGenerator: [{name: c, files: [k=../../x]}]\n",
+            "outside",
+        ),
+        ("- a list\n", "a kustomization is one map"),
+        ("resources: deployment.yaml\n", "could not build the kustomization"),
     ],
 )
 def test_bad_kustomizations_are_refused_with_the_file_named(
@@ -377,3 +389,190 @@ def test_chart_path_outside_the_bundle_is_refused(tmp_path: Path) -> None:
     root = _write(tmp_path / "app", {"fleet.yaml": "helm: {chart: ../../elsewhere}\n"})
     with pytest.raises(errors.BundleError, match="points outside the bundle directory"):
         _variant(root)
+
+
+# -- hostile and unusual bundles (each was once a crash or a hole) ------------------------
+
+
+def test_descriptor_symlinked_from_outside_is_refused(tmp_path: Path) -> None:
+    secret = _write(tmp_path / "secret", {"creds.yaml": "db_password: hunter2\n"})
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / "fleet.yaml").symlink_to(secret / "creds.yaml")
+    with pytest.raises(errors.BundleError, match="symlink points outside the bundle directory") as caught:
+        _variant(root)
+    assert "hunter2" not in str(caught.value) and "db_password" not in str(caught.value)
+
+
+@pytest.mark.parametrize("layout", ["loop", "ancestor"])
+def test_symlink_loops_and_directory_links_are_refused(tmp_path: Path, layout: str) -> None:
+    root = _write(tmp_path / "app", {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"})
+    if layout == "loop":
+        (root / "b").symlink_to(root / "c")
+        (root / "c").symlink_to(root / "b")
+        message = "symlink does not resolve"
+    else:
+        (root / "self").symlink_to(root)
+        message = "symlinks to directories are not supported"
+    with pytest.raises(errors.BundleError, match=message):
+        _variant(root)
+
+
+def test_yaml_is_typed_as_kubernetes_types_it(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path / "app",
+        {
+            "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  annotations: {built: 2024-01-02T03:04:05Z}\n"
+            "data: {1: one, true: yes}\n",
+        },
+    )
+    [obj] = _variant(root).objects
+    assert obj["metadata"]["annotations"] == {"built": "2024-01-02T03:04:05Z"}
+    assert obj["data"] == {"1": "one", "true": True}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: !!binary aGVsbG8=\n", "bytes is not a JSON-shaped value"),
+        ("data: {n: 123456789012345678901234567890}\n", "does not fit in 64 bits"),
+        ('data: {s: "\\ud800"}\n', "not representable as JSON"),
+    ],
+)
+def test_values_json_cannot_hold_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    root = _write(
+        tmp_path / "app", {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n" + text}
+    )
+    with pytest.raises(errors.BundleError, match=message):
+        _variant(root)
+
+
+def test_alias_budget_covers_all_documents_of_a_file(tmp_path: Path) -> None:
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for previous, current in zip("abcde", "bcdef", strict=True):
+        levels.append(f"{current}: &{current} [" + ",".join([f"*{previous}"] * 9) + "]")
+    document = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  " + "\n  ".join(levels) + "\n"
+    # One document expands to ~600k nodes, under the budget; two of them are over it.
+    with pytest.raises(errors.BundleError, match="billion laughs"):
+        plain.documents_to_objects(document + "---\n" + document, source="many")
+
+
+def test_oversized_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    root = _write(tmp_path / "app", {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"})
+    with (root / "huge.yaml").open("wb") as handle:
+        handle.truncate(40 << 30)  # sparse: 40 GiB that take no disk
+    with pytest.raises(errors.BundleError, match="over the 33554432-byte limit"):
+        _variant(root)
+
+
+def test_nul_in_a_path_is_a_clear_error(tmp_path: Path) -> None:
+    root = _write(tmp_path / "app", {"fleet.yaml": 'kustomize: {dir: "a\\0b"}\n', "cm.yaml": "{}\n"})
+    with pytest.raises(errors.BundleError, match=r"kustomize\.dir .* is not a usable path"):
+        _variant(root)
+
+
+def test_only_reachable_variants_are_rendered(tmp_path: Path) -> None:
+    # Fleet's multi-cluster kustomize layout: no kustomization at the root, one per environment.
+    root = _write(
+        tmp_path / "mck",
+        {
+            "fleet.yaml": "targets: [{clusterSelector: {matchExpressions: [{key: env, operator: In, values: [dev, prod]}]}}]\n"
+            "targetCustomizations:\n"
+            "  - {name: dev, clusterSelector: {matchLabels: {env: dev}}, kustomize: {dir: overlays/dev}}\n"
+            "  - {name: prod, clusterSelector: {matchLabels: {env: prod}}, kustomize: {dir: overlays/prod}}\n",
+            "base/kustomization.yaml": "resources: [cm.yaml]\n",
+            "base/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+            "overlays/dev/kustomization.yaml": "resources: [../../base]\nnameSuffix: -dev\n",
+            "overlays/prod/kustomization.yaml": "resources: [../../base]\nnameSuffix: -prod\n",
+        },
+    )
+    assert _variant(root, labels={"env": "dev"}).objects[0]["metadata"]["name"] == "app-dev"
+    with bundles.open_bundle(root) as bundle:
+        plan = bundle.plan(GROUP)
+        named = dict(bundle.all_variants())
+    assert [t.name for t in plan.targets] == ["dev", "prod"]  # the base is shadowed: never rendered
+    assert len(plan.variants) == 2
+    assert isinstance(named["base"], errors.BundleError)
+
+
+def test_helm_test_hooks_are_dropped_before_kustomize_too(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path / "hk",
+        {
+            "fleet.yaml": "helm: {chart: ./chart}\nkustomize: {dir: k}\n",
+            "chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+            "chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+            "chart/templates/test.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  annotations: {helm.sh/hook: test}\n",
+            "k/kustomization.yaml": '# kept as written\nnamePrefix: k-\ncommonLabels: {x: "y", enabled: "yes"}\nresources:\n  - extra.yaml\n',
+            "k/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n",
+        },
+    )
+    objects = _variant(root).objects
+    assert sorted(o["metadata"]["name"] for o in objects) == ["k-cm", "k-extra"]
+    assert objects[0]["metadata"]["labels"] == {"x": "y", "enabled": "yes"}
+
+
+@pytest.mark.parametrize(
+    ("kustomization", "expected"),
+    [
+        ("namePrefix: p-\n", ["p-cm"]),
+        ("namePrefix: p-\nresources: [extra.yaml]\n", ["p-cm", "p-extra"]),
+        ("namePrefix: p-\nresources: []\n", ["p-cm"]),
+        ("- not a map\n", "a kustomization is one map"),
+        ("resources: 5\n", "must be plain strings"),
+    ],
+)
+def test_helm_output_joins_the_kustomization_as_written(
+    tmp_path: Path, kustomization: str, expected: list[str] | str
+) -> None:
+    root = _write(
+        tmp_path / "hk",
+        {
+            "fleet.yaml": "helm: {chart: ./chart}\nkustomize: {dir: k}\n",
+            "chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+            "chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+            "k/kustomization.yaml": kustomization,
+            "k/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n",
+        },
+    )
+    if isinstance(expected, str):
+        with pytest.raises(errors.BundleError, match=expected):
+            _variant(root)
+        return
+    assert sorted(o["metadata"]["name"] for o in _variant(root).objects) == expected
+
+
+@pytest.mark.parametrize(
+    ("base", "patch", "message"),
+    [
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: [x]\n", "data: {}\n", "no metadata.name"),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+            "metadata: [1]\n",
+            "metadata must be a map",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+            "$patch: delete\n",
+            "must leave exactly one object",
+        ),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "just text\n", "a patch is a map"),
+    ],
+)
+def test_bad_overlay_patches_are_clear_errors(tmp_path: Path, base: str, patch: str, message: str) -> None:
+    root = _write(
+        tmp_path / "app",
+        {
+            "fleet.yaml": "yaml: {overlays: [o]}\n",
+            "c.yaml": base,
+            "overlays/o/c_patch.yaml": patch,
+        },
+    )
+    with pytest.raises(errors.BundleError, match=message):
+        _variant(root)
+
+
+def test_current_directory_is_a_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(EXAMPLES / "hello-web")
+    with bundles.open_bundle(Path(".")) as bundle:
+        assert bundle.name == "hello-web"

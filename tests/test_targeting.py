@@ -105,3 +105,18 @@ def test_applicable_lists_only_customizations_that_can_match_in_the_group() -> N
     )
     assert targeting.applicable(spec, US_WEST) == [0, 1]
     assert targeting.applicable(spec, EU) == [1]
+
+
+def test_a_base_target_covered_value_by_value_is_dropped() -> None:
+    spec = _spec(
+        targets=(
+            E("envs", C(cluster_selector=SEL({}, (manifests.Requirement("env", "In", ("dev", "prod")),)))),
+        ),
+        customizations=(
+            E("dev", C(cluster_selector=SEL({"env": "dev"}))),
+            E("prod", C(cluster_selector=SEL({"env": "prod"}))),
+        ),
+    )
+    assert [t.name for t in targeting.compile_targets(spec, US_WEST, IDS)] == ["dev", "prod"]
+    partial = _spec(targets=spec.targets, customizations=spec.customizations[:1])
+    assert [t.name for t in targeting.compile_targets(partial, US_WEST, IDS)] == ["dev", "envs"]
