@@ -21,6 +21,8 @@ def _documented() -> dict[str, str]:
 
 def test_fleet_yaml_support_table_matches_the_parser() -> None:
     expected = {key: status.value for key, status in fleetyaml.TOP_KEYS.items()}
-    expected |= {key: status.value for key, status in fleetyaml.TARGET_CUSTOMIZATION_KEYS.items() if key != "name"}
+    expected |= {
+        key: status.value for key, status in fleetyaml.TARGET_CUSTOMIZATION_KEYS.items() if key != "name"
+    }
     expected |= {f"helm.{key}": status.value for key, status in fleetyaml.HELM_KEYS.items()}
     assert _documented() == expected
