@@ -38,6 +38,7 @@ class _Work:
     manifest: manifests.Manifest
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    pending: bool = True  # the latest manifest has not been acted on yet
 
 
 class Agent:
@@ -57,7 +58,10 @@ class Agent:
         self._retry_backoff = retry_backoff
         self._work: dict[str, _Work] = {}
         self._cluster_lock = threading.Lock()
-        self.applied_count = 0  # completed applies and removals, for tests and benchmarks
+        # Counters for status, tests and benchmarks.
+        self.received = 0  # bundle messages checked
+        self.refused = 0  # of those, refused
+        self.applied_count = 0  # completed applies and removals
 
     # -- intake ---------------------------------------------------------------------
 
@@ -77,9 +81,17 @@ class Agent:
         result = receiving.check(
             topic, payload, topic_space=self.topics, trusted=self.trusted, applied_generation=held
         )
+        self.received += 1
         if isinstance(result, receiving.Accepted):
             self._accept(result.manifest, payload)
+        else:
+            self.refused += 1
         return result
+
+    @property
+    def busy(self) -> bool:
+        """Whether some bundle's latest manifest has not been acted on yet."""
+        return any(work.pending for work in self._work.values())
 
     def _accept(self, manifest: manifests.Manifest, payload: bytes) -> None:
         try:
@@ -92,6 +104,7 @@ class Agent:
             work.task = asyncio.get_running_loop().create_task(self._worker(manifest.bundle, work))
         else:
             work.manifest = manifest
+            work.pending = True
             work.changed.set()
 
     def restore(self) -> None:
@@ -140,6 +153,7 @@ class Agent:
             except Exception:  # a bug must not take the agent down with it
                 log.exception("%s generation %d: unexpected failure", bundle, manifest.generation)
             if work.manifest is manifest:
+                work.pending = False
                 await work.changed.wait()
 
     def _execute(self, manifest: manifests.Manifest) -> None:
