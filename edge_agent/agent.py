@@ -218,9 +218,17 @@ class Agent:
             async for topic, payload in connection.messages(url, filters, identifier=identifier):
                 self.receive(topic, payload)
         finally:
-            for work in self._work.values():
-                if work.task is not None:
-                    work.task.cancel()
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop every worker and wait until no cluster work is in flight."""
+        tasks = [work.task for work in self._work.values() if work.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # A cancelled worker's thread finishes its current step; wait for it.
+        await asyncio.to_thread(self._cluster_lock.acquire)
+        self._cluster_lock.release()
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
