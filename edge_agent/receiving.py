@@ -9,11 +9,11 @@ is someone else's job.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiomqtt
-
+from edge_agent import connection
 from wire import envelopes, errors, keys, manifests, topics, urls
 
 log = logging.getLogger(__name__)
@@ -72,18 +72,7 @@ async def bundles(
     identifier: str | None = None,
 ) -> AsyncIterator[Received]:
     """Yield every retained and live message of `group`'s bundle topics, checked."""
-    async with aiomqtt.Client(
-        url.host,
-        url.port,
-        identifier=identifier,
-        username=url.username,
-        password=url.password,
-        protocol=aiomqtt.ProtocolVersion.V311,
-        tls_params=aiomqtt.TLSParameters() if url.tls else None,
-    ) as client:
-        await client.subscribe(topic_space.bundles_filter(group), qos=1)
-        async for message in client.messages:
-            payload = message.payload
-            if not isinstance(payload, bytes):
-                payload = b""
-            yield check(message.topic.value, payload, topic_space=topic_space, trusted=trusted)
+    name = identifier or f"edgefleet-receiver-{uuid.uuid4().hex[:8]}"
+    filters = [topic_space.bundles_filter(group)]
+    async for topic, payload in connection.messages(url, filters, identifier=name):
+        yield check(topic, payload, topic_space=topic_space, trusted=trusted)
