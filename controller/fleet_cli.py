@@ -25,6 +25,7 @@ from wire import agent_config, names, topics, urls
 from wire import errors as wire_errors
 
 BROKER_ENV = "EDGEFLEET_BROKER"
+BROKER_CA_ENV = "EDGEFLEET_BROKER_CA"
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
 
@@ -82,11 +83,16 @@ def _add_broker(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(BROKER_ENV, DEFAULT_BROKER),
         help=f"broker URL, mqtt:// or mqtts:// (default: ${BROKER_ENV} or {DEFAULT_BROKER})",
     )
+    parser.add_argument(
+        "--broker-ca",
+        default=os.environ.get(BROKER_CA_ENV),
+        help=f"CA file for an mqtts:// broker's certificate (default: ${BROKER_CA_ENV} or the system's CAs)",
+    )
 
 
 def _broker(args: argparse.Namespace) -> urls.BrokerUrl:
     try:
-        return urls.BrokerUrl.parse(args.broker)
+        return urls.BrokerUrl.parse(args.broker, ca_file=args.broker_ca)
     except wire_errors.WireError as exc:
         raise errors.ControllerError(f"--broker: {exc}") from exc
 

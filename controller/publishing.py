@@ -31,7 +31,7 @@ def client(url: urls.BrokerUrl, *, identifier: str | None = None) -> aiomqtt.Cli
         username=url.username,
         password=url.password,
         protocol=aiomqtt.ProtocolVersion.V311,
-        tls_params=aiomqtt.TLSParameters() if url.tls else None,
+        tls_params=aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None,
         timeout=PUBLISH_TIMEOUT,
     )
 

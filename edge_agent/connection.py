@@ -42,7 +42,7 @@ async def messages(
                 username=url.username,
                 password=url.password,
                 protocol=aiomqtt.ProtocolVersion.V311,
-                tls_params=aiomqtt.TLSParameters() if url.tls else None,
+                tls_params=aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None,
                 keepalive=KEEPALIVE,
                 clean_session=True,
             ) as client:

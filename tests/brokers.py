@@ -7,6 +7,8 @@ themselves by topic root, see `conftest.topic_root`).
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests import waiting
+from tests import tlscerts, waiting
 from wire import urls
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto")
@@ -44,15 +46,20 @@ def _accepts(port: int) -> bool:
 
 
 @contextmanager
-def mosquitto(workdir: Path, *, extra_config: str = "") -> Iterator[urls.BrokerUrl]:
+def mosquitto(
+    workdir: Path, *, extra_config: str = "", tls: tlscerts.TlsFiles | None = None
+) -> Iterator[urls.BrokerUrl]:
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto is not installed; `make test` installs the Debian package")
     port = free_port()
     config = workdir / "mosquitto.conf"
+    # Started as root, mosquitto drops to user "mosquitto", who cannot read the test's files.
+    listener = f"user {pwd.getpwuid(os.getuid()).pw_name}\nlistener {port} 127.0.0.1\n"
+    if tls is not None:
+        listener += f"cafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}\n"
     config.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
+        listener + "allow_anonymous true\n"
         "persistence false\n"
         "log_dest stderr\n"
         "log_type error\n"
@@ -68,7 +75,10 @@ def mosquitto(workdir: Path, *, extra_config: str = "") -> Iterator[urls.BrokerU
             raise RuntimeError(
                 f"mosquitto exited with {process.returncode}: {(workdir / 'mosquitto.log').read_text()}"
             )
-        yield urls.BrokerUrl("127.0.0.1", port)
+        if tls is not None:
+            yield urls.BrokerUrl("127.0.0.1", port, tls=True, ca_file=str(tls.ca))
+        else:
+            yield urls.BrokerUrl("127.0.0.1", port)
     finally:
         process.terminate()
         try:

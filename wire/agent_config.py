@@ -26,12 +26,13 @@ class AgentConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     topic_prefix: str = "fleet"
     state_dir: str | None = None
+    ca_file: str | None = None  # CA of the broker's TLS certificate; None: the system's CAs
 
     def keyring(self) -> keys.Keyring:
         return keys.keyring(keys.VerifyKey.from_pem(pem.encode()) for pem in self.trusted_keys)
 
     def broker_url(self) -> urls.BrokerUrl:
-        return urls.BrokerUrl.parse(self.broker)
+        return urls.BrokerUrl.parse(self.broker, ca_file=self.ca_file)
 
 
 def to_document(config: AgentConfig) -> dict[str, Any]:
@@ -46,6 +47,8 @@ def to_document(config: AgentConfig) -> dict[str, Any]:
     }
     if config.state_dir is not None:
         document["state_dir"] = config.state_dir
+    if config.ca_file is not None:
+        document["ca_file"] = config.ca_file
     return document
 
 
@@ -70,8 +73,11 @@ def from_document(document: object) -> AgentConfig:
         raise errors.Malformed("agent config needs 'trusted_keys': a list of PEM public keys")
     prefix = document.get("topic_prefix", "fleet")
     state_dir = document.get("state_dir")
-    if not isinstance(prefix, str) or (state_dir is not None and not isinstance(state_dir, str)):
-        raise errors.Malformed("agent config 'topic_prefix' and 'state_dir' must be strings")
+    ca_file = document.get("ca_file")
+    if not isinstance(prefix, str) or any(
+        v is not None and not isinstance(v, str) for v in (state_dir, ca_file)
+    ):
+        raise errors.Malformed("agent config 'topic_prefix', 'state_dir' and 'ca_file' must be strings")
     config = AgentConfig(
         cluster=names.cluster(document["cluster"]),
         group=names.group(document["group"]),
@@ -80,6 +86,7 @@ def from_document(document: object) -> AgentConfig:
         labels=dict(labels),
         topic_prefix=prefix,
         state_dir=state_dir,
+        ca_file=ca_file,
     )
     config.broker_url()
     config.keyring()

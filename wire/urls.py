@@ -21,9 +21,11 @@ class BrokerUrl:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    # CA bundle that signs the broker's certificate (mqtts://); None: the system's CAs.
+    ca_file: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> BrokerUrl:
+    def parse(cls, text: str, *, ca_file: str | None = None) -> BrokerUrl:
         try:
             parts = urlsplit(text)
             port = parts.port
@@ -41,6 +43,7 @@ class BrokerUrl:
             tls=parts.scheme == "mqtts",
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
+            ca_file=ca_file,
         )
 
     def __str__(self) -> str:
