@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(RUN) $(PY) bench/wire.py
 	$(RUN) $(PY) bench/render.py
+	$(RUN) $(PY) bench/agent.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
