@@ -12,12 +12,34 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from amqtt.broker import Broker
 
 from wire import urls
 
 log = logging.getLogger(__name__)
+
+
+class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
+    """amqtt's broker with one defect mended.
+
+    amqtt 0.12 replays, to every client that connects, the retained messages
+    matching *every other client's* subscriptions, iterating its subscription
+    table while it awaits. Two consequences: a client receives retained
+    messages it never subscribed to (a device would see other groups'
+    topics), and a subscription made meanwhile crashes the new client's
+    session handler ("dictionary changed size during iteration"), leaving a
+    half-open connection. Here retained messages only go to a session that
+    holds the subscription, and the replay no longer awaits, so neither
+    happens.
+    """
+
+    async def _publish_retained_messages_for_subscription(self, subscription: Any, session: Any) -> None:
+        subscribers = self._subscriptions.get(subscription[0], [])
+        if not any(subscriber is session for subscriber, _ in subscribers):
+            return
+        await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
 @dataclass(frozen=True)
@@ -41,7 +63,7 @@ def _config(host: str, port: int) -> dict[str, object]:
 @asynccontextmanager
 async def serve(host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Endpoint]:
     """Run the broker until the block exits; yield where it listens."""
-    broker = Broker(_config(host, port))
+    broker = _Broker(_config(host, port))
     await broker.start()
     try:
         # amqtt keeps its asyncio servers private; this is the one place that reads them.

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import wire
-from controller import bundle_cli, errors, fleet_cli, keystore
+from controller import bundle_cli, errors, fleet_cli, keystore, server_cli, status_cli
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     bundle_actions = bundle_cli.add_commands(commands)
     fleet_cli.add_bundle_commands(bundle_actions, _add_state_dir)
     fleet_cli.add_commands(commands, _add_state_dir)
+    server_cli.add_commands(commands, _add_state_dir, fleet_cli.add_broker)
+    status_cli.add_commands(commands, fleet_cli.add_broker)
     return parser
 
 

@@ -49,7 +49,7 @@ def add_commands(commands: Any, add_state_dir: Any) -> None:
     add.add_argument("name")
     add.add_argument("--group", required=True)
     add.add_argument("--label", action="append", default=[], help="k=v, repeatable")
-    _add_broker(add)
+    add_broker(add)
     add.add_argument("--config-out", type=Path, help="agent config file to write (default: NAME.agent.yaml)")
     add.set_defaults(run=_cluster_add)
     clusters = cluster_actions.add_parser("list", help="list clusters")
@@ -57,7 +57,7 @@ def add_commands(commands: Any, add_state_dir: Any) -> None:
 
     apply = commands.add_parser("apply", help="render bundles and publish what changed to their groups")
     apply.add_argument("directories", nargs="+", type=Path, metavar="DIR")
-    _add_broker(apply)
+    add_broker(apply)
     apply.set_defaults(run=_apply)
 
     for parser in (create, listing, remove, add, clusters, apply):
@@ -69,7 +69,7 @@ def add_bundle_commands(actions: Any, add_state_dir: Any) -> None:
         "delete", help="publish a signed tombstone to every group that has the bundle"
     )
     delete.add_argument("name")
-    _add_broker(delete)
+    add_broker(delete)
     delete.set_defaults(run=_bundle_delete)
     listing = actions.add_parser("list", help="list bundles with generations and groups")
     listing.set_defaults(run=_bundle_list)
@@ -77,7 +77,7 @@ def add_bundle_commands(actions: Any, add_state_dir: Any) -> None:
         add_state_dir(parser)
 
 
-def _add_broker(parser: argparse.ArgumentParser) -> None:
+def add_broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
         default=os.environ.get(BROKER_ENV, DEFAULT_BROKER),

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT = 10.0
 
 
-def client(url: urls.BrokerUrl, *, identifier: str | None = None) -> aiomqtt.Client:
+def client(
+    url: urls.BrokerUrl, *, identifier: str | None = None, will: aiomqtt.Will | None = None
+) -> aiomqtt.Client:
     return aiomqtt.Client(
         url.host,
         url.port,
@@ -33,6 +35,7 @@ def client(url: urls.BrokerUrl, *, identifier: str | None = None) -> aiomqtt.Cli
         protocol=aiomqtt.ProtocolVersion.V311,
         tls_params=aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None,
         timeout=PUBLISH_TIMEOUT,
+        will=will,
     )
 
 

@@ -1,14 +1,23 @@
-"""The agent: verified manifests in, applied bundles out.
+"""The agent: verified manifests in, applied bundles and their status out.
 
 Messages from the broker are checked (wire verification order, then the
 generation against what this agent already holds), stored, and handed to one
 worker per bundle. A worker always works on the latest manifest of its
 bundle: if newer ones arrive while it retries, it skips to the newest, so a
 device that was offline through several updates applies only the last.
-Cluster work runs in a thread, one bundle at a time, through the Applier
-seam (edge_agent.applying in production). Transient failures retry with
-backoff; permanent ones wait for a new manifest. Nothing raised by a message
-or by the cluster stops the agent.
+Cluster work runs in a thread, one step at a time, through the Applier seam
+(edge_agent.applying in production, an in-memory cluster in the simulator).
+Transient failures retry with backoff; permanent ones wait for a new
+manifest. Nothing raised by a message or by the cluster stops the agent.
+
+Every bundle has a status (edge_agent.reporting): WaitApplied when a
+manifest arrives, ErrApplied when applying fails, then what observing its
+objects shows (NotReady, Modified, Ready). Observation repeats (faster while
+something is not ready) and finds drift; with correctDrift the agent
+re-applies and says so. The status document is published retained on
+change (coalesced) and as a heartbeat; presence is published on connect,
+as a goodbye, and as the broker-held last will, all stamped with the
+connection's session number.
 """
 
 from __future__ import annotations
@@ -18,19 +27,30 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from edge_agent import connection, deciding, errors, receiving
+import aiomqtt
+
+from edge_agent import connection, deciding, errors, receiving, reporting
 from edge_agent.backoff import Backoff
 from edge_agent.store import Applied, Store
-from wire import agent_config, manifests, topics
+from wire import agent_config, manifests, selectors, status, topics
 
 if TYPE_CHECKING:  # the kubernetes client loads only where a real cluster is used
     from edge_agent.applying import Applier
 
 log = logging.getLogger(__name__)
+
+# Status changes within this window go out as one document: an apply touches
+# several states in a row, and a fleet must not storm the broker.
+STATUS_COALESCE = 0.2
+# While something is not ready, look again this often (capped by observe_interval).
+NOT_READY_INTERVAL = 1.0
+
+UNKNOWN_NODE = status.NodeFacts(kubernetes_version="", platform="", ready=None)
 
 
 @dataclass
@@ -41,6 +61,14 @@ class _Work:
     pending: bool = True  # the latest manifest has not been acted on yet
 
 
+@dataclass(frozen=True)
+class _Done:
+    """What one step of cluster work left behind, for the status."""
+
+    variant: manifests.Variant | None  # what now runs (None: nothing of the bundle)
+    reason: str
+
+
 class Agent:
     def __init__(
         self,
@@ -49,6 +77,7 @@ class Agent:
         applier: Applier,
         *,
         retry_backoff: Callable[[], Backoff] = Backoff,
+        reconnect_backoff: Callable[[], Backoff] = Backoff,
     ) -> None:
         self.config = config
         self.store = store
@@ -56,12 +85,22 @@ class Agent:
         self.topics = topics.Topics(config.topic_prefix)
         self.trusted = config.keyring()
         self._retry_backoff = retry_backoff
+        self._reconnect_backoff = reconnect_backoff
         self._work: dict[str, _Work] = {}
         self._cluster_lock = threading.Lock()
+        self.statuses: dict[str, status.BundleStatus] = {}
+        self._running: dict[str, manifests.Variant] = {}  # bundle -> variant applied and observed
+        self._status_changed = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self.session = 0
+        self._seq = 0
+        self._node = UNKNOWN_NODE
+        self._helpers: list[asyncio.Task[None]] = []
         # Counters for status, tests and benchmarks.
         self.received = 0  # bundle messages checked
         self.refused = 0  # of those, refused
         self.applied_count = 0  # completed applies and removals
+        self.published = 0  # status documents published
 
     # -- intake ---------------------------------------------------------------------
 
@@ -79,7 +118,12 @@ class Agent:
             log.error("cannot read state for %s: %s", topic, exc)
             held = 0
         result = receiving.check(
-            topic, payload, topic_space=self.topics, trusted=self.trusted, applied_generation=held
+            topic,
+            payload,
+            topic_space=self.topics,
+            trusted=self.trusted,
+            applied_generation=held,
+            group=self.config.group,
         )
         self.received += 1
         if isinstance(result, receiving.Accepted):
@@ -129,6 +173,45 @@ class Agent:
                 log.warning("dropping stored manifest of %s: %s", bundle, result.error)
                 self.store.forget_manifest(bundle)
 
+    # -- status -----------------------------------------------------------------------
+
+    def _selection(self, manifest: manifests.Manifest) -> selectors.Selection:
+        return selectors.select(manifest.targets, cluster=self.config.cluster, labels=self.config.labels)
+
+    def _set_status(
+        self, bundle: str, state: status.State, manifest: manifests.Manifest, **extra: object
+    ) -> None:
+        selection = self._selection(manifest)
+        if manifest.kind is manifests.Kind.TOMBSTONE or selection.deployment_id is None:
+            if self.statuses.pop(bundle, None) is not None:
+                self._status_changed.set()
+            return
+        try:
+            applied = self.store.applied(bundle).deployment_id
+        except errors.StateError:
+            applied = None
+        report = reporting.bundle_status(
+            state,
+            generation=manifest.generation,
+            deployment_id=selection.deployment_id,
+            applied_deployment_id=applied,
+            **extra,  # type: ignore[arg-type]
+        )
+        if self.statuses.get(bundle) != report:
+            self.statuses[bundle] = report
+            self._status_changed.set()
+
+    def status_document(self) -> status.StatusDocument:
+        self._seq += 1
+        return reporting.document(
+            self.config,
+            session=self.session,
+            seq=self._seq,
+            ts=time.time(),
+            node=self._node,
+            bundles=self.statuses,
+        )
+
     # -- work -------------------------------------------------------------------------
 
     async def _worker(self, bundle: str, work: _Work) -> None:
@@ -136,27 +219,32 @@ class Agent:
         while True:
             work.changed.clear()
             manifest = work.manifest
+            self._set_status(bundle, status.State.WAIT_APPLIED, manifest, message="applying")
             try:
-                await asyncio.to_thread(self._execute, manifest)
+                done = await asyncio.to_thread(self._execute, manifest)
                 backoff.reset()
+                await self._after(bundle, manifest, done)
             except errors.TransientApplyError as exc:
                 delay = backoff.next_delay()
                 log.warning(
                     "%s generation %d: %s; retrying in %.1fs", bundle, manifest.generation, exc, delay
                 )
+                self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=f"{exc} (retrying)")
                 await _wait(work.changed, delay)
                 continue
             except errors.AgentError as exc:
                 log.error(
                     "%s generation %d: %s; waiting for a new manifest", bundle, manifest.generation, exc
                 )
-            except Exception:  # a bug must not take the agent down with it
+                self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=str(exc))
+            except Exception as exc:  # a bug must not take the agent down with it
                 log.exception("%s generation %d: unexpected failure", bundle, manifest.generation)
+                self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=f"agent error: {exc}")
             if work.manifest is manifest:
                 work.pending = False
                 await work.changed.wait()
 
-    def _execute(self, manifest: manifests.Manifest) -> None:
+    def _execute(self, manifest: manifests.Manifest) -> _Done:
         with self._cluster_lock:
             bundle = manifest.bundle
             applied = self.store.applied(bundle)
@@ -166,12 +254,18 @@ class Agent:
             if isinstance(action, deciding.Keep):
                 log.info("%s generation %d: %s", bundle, manifest.generation, action.reason)
                 self.store.save_applied(bundle, dataclasses.replace(applied, generation=manifest.generation))
-                return
+                selection = self._selection(manifest)
+                variant = None
+                if manifest.kind is manifests.Kind.BUNDLE and selection.deployment_id is not None:
+                    variant = manifest.variant(selection.deployment_id)
+                return _Done(variant, action.reason)
             if isinstance(action, deciding.Remove):
                 self._remove(bundle, manifest.generation, applied, action.reason)
-            else:
-                self._apply(bundle, manifest.generation, applied, action)
+                self.applied_count += 1
+                return _Done(None, action.reason)
+            self._apply(bundle, manifest.generation, applied, action)
             self.applied_count += 1
+            return _Done(action.variant, action.reason)
 
     def _apply(self, bundle: str, generation: int, applied: Applied, action: deciding.Apply) -> None:
         variant = action.variant
@@ -206,23 +300,139 @@ class Agent:
             self.applier.remove(bundle, applied.inventory)
         self.store.save_applied(bundle, Applied(generation))
 
+    async def _after(self, bundle: str, manifest: manifests.Manifest, done: _Done) -> None:
+        if done.variant is None:
+            self._running.pop(bundle, None)
+            self._set_status(bundle, status.State.READY, manifest)
+            return
+        self._running[bundle] = done.variant
+        await self._observe(bundle)
+
+    # -- observation and drift ------------------------------------------------------------
+
+    def _check(self, bundle: str, variant: manifests.Variant) -> reporting.Health:
+        with self._cluster_lock:
+            found = reporting.health(self.applier.observe(bundle, variant))
+            correct = (variant.options.get("correctDrift") or {}).get("enabled")
+            if found.state is status.State.MODIFIED and correct:
+                log.info("%s: correcting drift of %s", bundle, ", ".join(str(r) for r in found.drifted))
+                self.applier.apply(bundle, variant)
+                corrected = reporting.health(self.applier.observe(bundle, variant))
+                note = f"drift corrected: re-applied after {found.message}"
+                return dataclasses.replace(corrected, message=f"{note}; {corrected.message}".rstrip("; "))
+            return found
+
+    async def _observe(self, bundle: str) -> None:
+        variant = self._running.get(bundle)
+        work = self._work.get(bundle)
+        if variant is None or work is None:
+            return
+        try:
+            found = await asyncio.to_thread(self._check, bundle, variant)
+        except errors.AgentError as exc:
+            log.warning("%s: cannot observe: %s", bundle, exc)
+            return
+        if self._running.get(bundle) is variant and not work.pending:
+            self._set_status(
+                bundle,
+                found.state,
+                work.manifest,
+                message=found.message,
+                non_ready=found.non_ready,
+                modified=found.modified,
+            )
+        elif self._running.get(bundle) is variant:  # the worker is still on it: report what it applied
+            self._set_status(
+                bundle, found.state, work.manifest, message=found.message, non_ready=found.non_ready
+            )
+
+    async def _observer(self) -> None:
+        while True:
+            settled = all(s["state"] in ("Ready", "Modified", "ErrApplied") for s in self.statuses.values())
+            interval = (
+                self.config.observe_interval
+                if settled
+                else min(NOT_READY_INTERVAL, self.config.observe_interval)
+            )
+            await asyncio.sleep(interval)
+            for bundle in list(self._running):
+                work = self._work.get(bundle)
+                if work is not None and not work.pending:
+                    await self._observe(bundle)
+
+    # -- broker -------------------------------------------------------------------------
+
+    def _presence(self, online: bool) -> tuple[str, bytes]:
+        topic = self.topics.presence(self.config.group, self.config.cluster)
+        return topic, status.encode(status.Presence(online=online, since=time.time(), session=self.session))
+
+    def _will(self, session: int) -> tuple[str, bytes]:
+        self.session = session
+        return self._presence(False)
+
+    async def _connected(self, client: aiomqtt.Client, session: int) -> None:
+        self._client, self.session, self._seq = client, session, 0
+        try:
+            self._node = await asyncio.to_thread(self.applier.facts)
+        except errors.AgentError as exc:
+            log.warning("cannot read node facts: %s", exc)
+        topic, payload = self._presence(True)
+        await client.publish(topic, payload, qos=1, retain=True)
+        self._status_changed.set()
+
+    async def _goodbye(self, client: aiomqtt.Client, session: int) -> None:
+        topic, payload = self._presence(False)
+        await client.publish(topic, payload, qos=1, retain=True)
+        self._client = None
+
+    async def _reporter(self) -> None:
+        topic = self.topics.status(self.config.group, self.config.cluster)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.heartbeat):
+                    await self._status_changed.wait()
+            await asyncio.sleep(STATUS_COALESCE)
+            self._status_changed.clear()
+            client = self._client
+            if client is None:
+                continue
+            try:
+                await client.publish(topic, status.encode(self.status_document()), qos=1, retain=True)
+                self.published += 1
+            except aiomqtt.MqttError as exc:
+                log.info("status not published (%s); it goes out on reconnect", exc)
+                self._status_changed.set()
+                self._client = None
+
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Restore, then process messages from the broker until cancelled."""
         self.restore()
+        loop = asyncio.get_running_loop()
+        self._helpers = [loop.create_task(self._reporter()), loop.create_task(self._observer())]
         url = self.config.broker_url()
         filters = [self.topics.bundles_filter(self.config.group)]
         identifier = f"edgefleet-agent-{self.config.cluster}"
         try:
-            async for topic, payload in connection.messages(url, filters, identifier=identifier):
+            async for topic, payload in connection.messages(
+                url,
+                filters,
+                identifier=identifier,
+                backoff=self._reconnect_backoff(),
+                keepalive=self.config.keepalive,
+                next_session=self.store.next_session,
+                will=self._will,
+                on_connect=self._connected,
+                on_goodbye=self._goodbye,
+            ):
                 self.receive(topic, payload)
         finally:
             await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop every worker and wait until no cluster work is in flight."""
-        tasks = [work.task for work in self._work.values() if work.task is not None]
+        """Stop every worker and helper and wait until no cluster work is in flight."""
+        tasks = [work.task for work in self._work.values() if work.task is not None] + self._helpers
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,5 +443,7 @@ class Agent:
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
     """Until `event` is set or `timeout` passes, whichever comes first."""
+    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await event.wait()

@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ from kubernetes.dynamic import exceptions as dynamic_errors
 
 from edge_agent import errors
 from edge_agent.store import ObjectRef
-from wire import manifests
+from wire import manifests, status
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,27 @@ def install_rank(kind: str) -> int:
     return _RANK.get(kind, len(INSTALL_ORDER))
 
 
+@dataclass(frozen=True)
+class Observed:
+    """One object of a bundle as applied (labelled, namespaced) and as it is now (None: missing)."""
+
+    ref: ObjectRef
+    desired: Mapping[str, Any]
+    live: Mapping[str, Any] | None
+
+
 class Applier(Protocol):
-    """The seam between deciding and the cluster; tests of the agent loop use a fake."""
+    """The seam between deciding and the cluster; the simulator and unit tests use others."""
 
     def refs(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]: ...
 
     def apply(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]: ...
 
     def remove(self, bundle: str, refs: Iterable[ObjectRef]) -> None: ...
+
+    def observe(self, bundle: str, variant: manifests.Variant) -> list[Observed]: ...
+
+    def facts(self) -> status.NodeFacts: ...
 
 
 def api_client(*, kubeconfig: Path | None = None, in_cluster: bool = False) -> kubernetes.client.ApiClient:
@@ -144,17 +158,24 @@ class KubeApplier:
             )
         return tuple(found)
 
+    def _prepared(
+        self, bundle: str, source: Mapping[str, Any], variant: manifests.Variant
+    ) -> tuple[Any, dict[str, Any], ObjectRef]:
+        """The API resource, the object as we apply it (labelled, namespaced), and its ref."""
+        obj = _labelled(source, bundle)
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        namespace = self._namespace(obj, variant, namespaced=resource.namespaced)
+        if namespace:
+            obj["metadata"]["namespace"] = namespace
+        return resource, obj, ObjectRef(obj["apiVersion"], obj["kind"], namespace, obj["metadata"]["name"])
+
     def apply(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]:
         """Server-side apply every object of `variant`; return what was applied."""
         objects = sorted(variant.objects, key=lambda o: install_rank(str(o["kind"])))
         applied: list[ObjectRef] = []
         for source in objects:
-            obj = _labelled(source, bundle)
-            resource = self._resource(obj["apiVersion"], obj["kind"])
-            namespace = self._namespace(obj, variant, namespaced=resource.namespaced)
-            if namespace:
-                obj["metadata"]["namespace"] = namespace
-            ref = ObjectRef(obj["apiVersion"], obj["kind"], namespace, obj["metadata"]["name"])
+            resource, obj, ref = self._prepared(bundle, source, variant)
+            namespace = ref.namespace
             try:
                 resource.server_side_apply(
                     body=obj,
@@ -187,6 +208,42 @@ class KubeApplier:
                 )
             self._pause(CRD_POLL_INTERVAL)
 
+    def observe(self, bundle: str, variant: manifests.Variant) -> list[Observed]:
+        """Each object of `variant` as applied and as it is live now."""
+        found = []
+        for source in variant.objects:
+            resource, obj, ref = self._prepared(bundle, source, variant)
+            try:
+                live = resource.get(
+                    name=ref.name, namespace=ref.namespace or None, _request_timeout=REQUEST_TIMEOUT
+                ).to_dict()
+            except dynamic_errors.NotFoundError:
+                live = None
+            except Exception as exc:
+                raise _classify(exc, str(ref)) from exc
+            found.append(Observed(ref, obj, live))
+        return found
+
+    def facts(self) -> status.NodeFacts:
+        """Kubernetes version, platform and node readiness, as far as the API tells."""
+        try:
+            version = self._api().version.get("kubernetes", {})
+        except Exception as exc:
+            raise _classify(exc, "API version") from exc
+        ready: bool | None = None
+        try:
+            nodes = (
+                self._resource("v1", "Node").get(_request_timeout=REQUEST_TIMEOUT).to_dict().get("items", [])
+            )
+            ready = bool(nodes) and all(_node_ready(node) for node in nodes)
+        except Exception:  # no Node API (or not allowed to list nodes): readiness unknown
+            ready = None
+        return status.NodeFacts(
+            kubernetes_version=str(version.get("gitVersion", "")),
+            platform=str(version.get("platform", "")),
+            ready=ready,
+        )
+
     def remove(self, bundle: str, refs: Iterable[ObjectRef]) -> None:
         """Delete `refs` in reverse install order, skipping objects not labelled as this bundle's."""
         for ref in sorted(refs, key=lambda r: install_rank(r.kind), reverse=True):
@@ -215,6 +272,11 @@ class KubeApplier:
             except Exception as exc:
                 raise _classify(exc, str(ref)) from exc
             log.info("deleted %s of %s", ref, bundle)
+
+
+def _node_ready(node: Mapping[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _labelled(source: Mapping[str, Any], bundle: str) -> dict[str, Any]:

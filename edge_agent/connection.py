@@ -1,27 +1,57 @@
-"""The agent's broker connection: dial out, subscribe, and reconnect forever.
+"""The agent's broker connection: dial out, announce, subscribe, reconnect forever.
 
 The only place that reconnects. Devices sit behind NAT on links that drop, so
 the agent only ever connects out, with a clean session: on every (re)connect
 the broker hands over the *retained* message of each bundle topic, which is
 the latest generation; whatever was published while the device was away is
 never replayed one by one. Waits between attempts follow edge_agent.backoff.
+
+Each connection attempt takes a new session number. The last will (sent by
+the broker when the link dies without a goodbye) and the birth announcement
+both carry it, so consumers can tell a late will of an old connection from
+the death of the current one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiomqtt
 
 from edge_agent.backoff import Backoff
-from wire import urls
+from wire import agent_config, urls
 
 log = logging.getLogger(__name__)
 
-# Seconds between MQTT keepalives: a dead link is noticed within ~1.5x this.
-KEEPALIVE = 30
+Will = Callable[[int], tuple[str, bytes]]
+"""session -> (topic, payload) of the retained last will for that session."""
+
+# A goodbye that cannot be sent within this is left to the broker's will.
+GOODBYE_TIMEOUT = 2.0
+
+OnConnect = Callable[[aiomqtt.Client, int], Awaitable[None]]
+"""Called with the connected client and its session before messages flow."""
+
+
+def _client(
+    url: urls.BrokerUrl, identifier: str, keepalive: int, will: aiomqtt.Will | None
+) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        url.host,
+        url.port,
+        identifier=identifier,
+        username=url.username,
+        password=url.password,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        tls_params=aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None,
+        keepalive=keepalive,
+        clean_session=True,
+        will=will,
+    )
 
 
 async def messages(
@@ -30,29 +60,42 @@ async def messages(
     *,
     identifier: str,
     backoff: Backoff | None = None,
+    keepalive: int = agent_config.DEFAULT_KEEPALIVE,
+    next_session: Callable[[], int] | None = None,
+    will: Will | None = None,
+    on_connect: OnConnect | None = None,
+    on_goodbye: OnConnect | None = None,
 ) -> AsyncIterator[tuple[str, bytes]]:
     """Yield (topic, payload) from `filters` across any number of reconnects."""
     backoff = backoff or Backoff()
+    if next_session is None:
+        counter = itertools.count(1)
+        next_session = lambda: next(counter)  # noqa: E731
     while True:
+        session = next_session()
+        last_will = None
+        if will is not None:
+            topic, payload = will(session)
+            last_will = aiomqtt.Will(topic, payload, qos=1, retain=True)
         try:
-            async with aiomqtt.Client(
-                url.host,
-                url.port,
-                identifier=identifier,
-                username=url.username,
-                password=url.password,
-                protocol=aiomqtt.ProtocolVersion.V311,
-                tls_params=aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None,
-                keepalive=KEEPALIVE,
-                clean_session=True,
-            ) as client:
+            async with _client(url, identifier, keepalive, last_will) as client:
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, qos=1)
-                log.info("connected to %s as %s, subscribed to %s", url, identifier, ", ".join(filters))
+                if on_connect is not None:
+                    await on_connect(client, session)
+                log.info("connected to %s as %s (session %d)", url, identifier, session)
                 backoff.reset()
-                async for message in client.messages:
-                    payload = message.payload
-                    yield message.topic.value, payload if isinstance(payload, bytes) else b""
+                try:
+                    async for message in client.messages:
+                        payload = message.payload
+                        yield message.topic.value, payload if isinstance(payload, bytes) else b""
+                except (asyncio.CancelledError, GeneratorExit):
+                    if on_goodbye is not None:
+                        # Say goodbye while the link is up, so nobody waits for the will.
+                        with contextlib.suppress(Exception):
+                            async with asyncio.timeout(GOODBYE_TIMEOUT):
+                                await on_goodbye(client, session)
+                    raise
         except aiomqtt.MqttError as exc:
             delay = backoff.next_delay()
             log.warning("broker %s: %s; reconnecting in %.1fs", url, exc, delay)

@@ -44,12 +44,19 @@ def check(
     topic_space: topics.Topics,
     trusted: keys.Keyring,
     applied_generation: int = 0,
+    group: str | None = None,
 ) -> Received:
-    """Decide what one message on a bundle topic is: pure, so tests need no broker."""
+    """Decide what one message on a bundle topic is: pure, so tests need no broker.
+
+    With `group`, a message on another group's topic is refused even when it is
+    valid: a broker that misdelivers must not make a device run another group's bundle.
+    """
     try:
         address = topic_space.parse(topic)
         if address.kind is not topics.Kind.BUNDLE or address.group is None or address.name is None:
             raise errors.InvalidName(f"{topic!r} is not a bundle topic")
+        if group is not None and address.group != group:
+            raise errors.WrongBinding(f"{topic!r} belongs to group {address.group}, not to {group}")
         manifest = envelopes.verify(
             payload,
             trusted=trusted,

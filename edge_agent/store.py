@@ -100,6 +100,22 @@ class Store:
         }
         _write_atomic(self._path("applied", bundle, ".json"), json.dumps(document, indent=1).encode())
 
+    def next_session(self) -> int:
+        """A number larger than any this agent used before: one per broker connection.
+
+        Birth, will and status carry it, so a late will from an old connection can
+        never mark a reconnected device offline (Sparkplug's bdSeq, persisted).
+        """
+        path = self.root / "session"
+        try:
+            current = int(path.read_text())
+        except FileNotFoundError:
+            current = 0
+        except (OSError, ValueError) as exc:
+            raise errors.StateError(f"cannot read {path}: {exc}") from exc
+        _write_atomic(path, str(current + 1).encode())
+        return current + 1
+
     def bundles(self) -> list[str]:
         found = {p.stem for p in (self.root / "applied").glob("*.json")}
         found |= {p.stem for p in (self.root / "manifests").glob("*.bin")}

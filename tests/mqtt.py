@@ -14,9 +14,12 @@ async def retained(
 ) -> dict[str, bytes]:
     """Connect, subscribe, and return topic -> payload once `expect` retained messages arrived."""
     found: dict[str, bytes] = {}
-    async with aiomqtt.Client(url.host, url.port, protocol=aiomqtt.ProtocolVersion.V311) as client:
-        await client.subscribe(topic_filter, qos=1)
-        async with asyncio.timeout(timeout):
+    tls = aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None
+    async with asyncio.timeout(timeout):  # connecting included: a wedged broker must not hang a test
+        async with aiomqtt.Client(
+            url.host, url.port, protocol=aiomqtt.ProtocolVersion.V311, tls_params=tls
+        ) as client:
+            await client.subscribe(topic_filter, qos=1)
             async for message in client.messages:
                 payload = message.payload
                 found[message.topic.value] = payload if isinstance(payload, bytes) else b""

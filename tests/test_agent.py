@@ -159,3 +159,13 @@ async def test_bad_messages_never_stop_the_agent(agent: Agent, cluster: FakeClus
     agent.receive(topic, _sealed(1, NAMESPACE, _config_map("fine")))
     await _settled(agent, "app", 1)
     assert _names(cluster) == {"fine"}
+
+
+async def test_a_valid_manifest_on_another_groups_topic_is_refused(
+    agent: Agent, cluster: FakeCluster
+) -> None:
+    variant = manifests.Variant("shop", (_config_map("x"),))
+    target = manifests.Target("all", variant.deployment_id, cluster_selector=manifests.ClusterSelector())
+    other = manifests.Manifest(manifests.Kind.BUNDLE, "app", "edge/elsewhere", 1, 1.0, (target,), (variant,))
+    result = agent.receive(T.bundle("edge/elsewhere", "app"), envelopes.seal(other, KEY))
+    assert agent.refused == 1 and "belongs to group edge/elsewhere" in str(getattr(result, "error", ""))

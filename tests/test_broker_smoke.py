@@ -56,3 +56,37 @@ async def test_forged_and_misrouted_envelopes_are_refused_by_the_subscriber(
         T.bundle(topic_root, "forged"): errors.UnknownKey,
         T.bundle(topic_root, "web"): errors.WrongBinding,
     }
+
+
+async def test_clients_get_only_the_retained_messages_they_subscribed_to(
+    broker_url: urls.BrokerUrl, topic_root: str
+) -> None:
+    import aiomqtt
+
+    await publishing.publish_retained(
+        broker_url, [(f"{topic_root}/a/x", b"for a"), (f"{topic_root}/b/x", b"for b")]
+    )
+    async with aiomqtt.Client(broker_url.host, broker_url.port) as first:
+        await first.subscribe(f"{topic_root}/a/+")
+        async with asyncio.timeout(10):
+            async for message in first.messages:
+                assert message.topic.value == f"{topic_root}/a/x"
+                break
+        # A second client, subscribing to b only, while a's subscription is alive.
+        async with aiomqtt.Client(broker_url.host, broker_url.port) as second:
+            await second.subscribe(f"{topic_root}/b/+")
+            async with asyncio.timeout(10):
+                async for message in second.messages:
+                    assert message.topic.value == f"{topic_root}/b/x", (
+                        "delivered another client's subscription"
+                    )
+                    break
+
+
+async def test_many_clients_connecting_at_once_all_get_their_retained_message(
+    broker_url: urls.BrokerUrl, topic_root: str, signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
+    sealed = envelopes.seal(factories.manifest(group=topic_root, bundle="web"), signing_key)
+    await publishing.publish_retained(broker_url, [(T.bundle(topic_root, "web"), sealed)])
+    results = await asyncio.gather(*(_first(broker_url, topic_root, trusted) for _ in range(12)))
+    assert all(isinstance(item, receiving.Accepted) for [item] in results)

@@ -143,9 +143,13 @@ async def test_bundle_life_on_three_clusters(
         # Deleting the bundle removes its objects everywhere.
         await delivering.delete(fleet.state, fleet.key, broker_url, "plain-overlays", fleets.T)
         await fleet.until(
-            lambda: (
-                not prod.cluster.objects(kind="Deployment") and not lab.cluster.objects(kind="Deployment")
+            lambda: all(
+                d.agent is not None
+                and not d.agent.busy
+                and d.agent.store.applied("plain-overlays").inventory == ()
+                for d in (prod, lab)
             ),
             "the bundle to be removed",
         )
+        assert not prod.names("Deployment") and not lab.names("Deployment")
         assert not prod.names("ConfigMap") and not lab.names("ConfigMap")

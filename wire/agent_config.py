@@ -16,6 +16,14 @@ from wire import errors, keys, names, urls
 
 VERSION = 1
 
+# Seconds between MQTT keepalives: the broker declares a silent device offline
+# (publishing its will) after 1.5x this, so it bounds how stale "online" can be.
+DEFAULT_KEEPALIVE = 30
+# Seconds between status heartbeats: a dashboard sees a fresh timestamp this often.
+DEFAULT_HEARTBEAT = 60.0
+# Seconds between readiness and drift checks of applied bundles (faster while not ready).
+DEFAULT_OBSERVE_INTERVAL = 30.0
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -27,6 +35,9 @@ class AgentConfig:
     topic_prefix: str = "fleet"
     state_dir: str | None = None
     ca_file: str | None = None  # CA of the broker's TLS certificate; None: the system's CAs
+    keepalive: int = DEFAULT_KEEPALIVE
+    heartbeat: float = DEFAULT_HEARTBEAT
+    observe_interval: float = DEFAULT_OBSERVE_INTERVAL
 
     def keyring(self) -> keys.Keyring:
         return keys.keyring(keys.VerifyKey.from_pem(pem.encode()) for pem in self.trusted_keys)
@@ -49,6 +60,13 @@ def to_document(config: AgentConfig) -> dict[str, Any]:
         document["state_dir"] = config.state_dir
     if config.ca_file is not None:
         document["ca_file"] = config.ca_file
+    for key, default in (
+        ("keepalive", DEFAULT_KEEPALIVE),
+        ("heartbeat", DEFAULT_HEARTBEAT),
+        ("observe_interval", DEFAULT_OBSERVE_INTERVAL),
+    ):
+        if getattr(config, key) != default:
+            document[key] = getattr(config, key)
     return document
 
 
@@ -78,6 +96,16 @@ def from_document(document: object) -> AgentConfig:
         v is not None and not isinstance(v, str) for v in (state_dir, ca_file)
     ):
         raise errors.Malformed("agent config 'topic_prefix', 'state_dir' and 'ca_file' must be strings")
+    timing = {}
+    for key, default in (
+        ("keepalive", DEFAULT_KEEPALIVE),
+        ("heartbeat", DEFAULT_HEARTBEAT),
+        ("observe_interval", DEFAULT_OBSERVE_INTERVAL),
+    ):
+        value = document.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise errors.Malformed(f"agent config {key!r} must be a positive number of seconds")
+        timing[key] = value
     config = AgentConfig(
         cluster=names.cluster(document["cluster"]),
         group=names.group(document["group"]),
@@ -87,6 +115,9 @@ def from_document(document: object) -> AgentConfig:
         topic_prefix=prefix,
         state_dir=state_dir,
         ca_file=ca_file,
+        keepalive=int(timing["keepalive"]),
+        heartbeat=float(timing["heartbeat"]),
+        observe_interval=float(timing["observe_interval"]),
     )
     config.broker_url()
     config.keyring()

@@ -63,7 +63,7 @@ class BundleStatus(TypedDict):
 class NodeFacts(TypedDict):
     kubernetes_version: str
     platform: str
-    ready: bool
+    ready: bool | None  # None: the agent may not read nodes
 
 
 class StatusDocument(TypedDict):

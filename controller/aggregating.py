@@ -1,0 +1,225 @@
+"""The controller's running half: read the fleet off the broker, publish its readiness.
+
+Subscribes, for every group in the registry, to the group's bundle, status and
+presence topics. Bundle messages are the controller's own signed manifests,
+read back and verified, so readiness is counted against exactly what agents
+see. Status and presence feed the table (controller.readiness_table); bad
+documents are counted and ignored, never fatal. Summaries are recomputed at
+most every `summary_interval` while anything changes, published retained when
+their content changed, and all re-published as a heartbeat.
+
+A restarted controller rebuilds the same table, because every input it reads
+is retained. The registry (SQLite) is re-read every `registry_interval`, so
+groups and clusters added by the CLI are picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiomqtt
+
+from controller import errors, keystore, publishing, readiness_table
+from controller.state import State
+from wire import envelopes, keys, status, summaries, topics, urls
+from wire import errors as wire_errors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Readiness moves in seconds; twice a second keeps dashboards live without
+    # recomputing the fleet for every one of thousands of status messages.
+    summary_interval: float = 0.5
+    # CLI changes to groups and clusters show up within this.
+    registry_interval: float = 5.0
+    # Unchanged summaries are re-published this often, so a dashboard sees a fresh timestamp.
+    heartbeat: float = 60.0
+    # Reconnect waits grow from 1 s to 30 s: the controller is one process, not a fleet.
+    reconnect_initial: float = 1.0
+    reconnect_maximum: float = 30.0
+
+
+@dataclass
+class Aggregator:
+    state_dir: Path
+    url: urls.BrokerUrl
+    space: topics.Topics = field(default_factory=topics.Topics)
+    settings: Settings = field(default_factory=Settings)
+    clock: Callable[[], float] = time.time
+    table: readiness_table.Table = field(default_factory=readiness_table.Table)
+    published: dict[str, bytes] = field(default_factory=dict)  # topic -> content last published (no ts)
+    publishes: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _groups: dict[str, str] = field(default_factory=dict)  # name -> topic root
+    _trusted: keys.Keyring = field(default_factory=dict)
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def refresh_registry(self, state: State) -> set[str]:
+        """Re-read groups and clusters; return topic roots that are new."""
+        groups = {g.name: g.topic_root for g in state.groups()}
+        roots = set(groups.values())
+        clusters = [(groups[c.group], c.name, c.labels) for c in state.clusters() if c.group in groups]
+        new = roots - set(self._groups.values())
+        self._groups = groups
+        self.table.register(roots, clusters)
+        self._changed.set()
+        return new
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Feed one message to the table; anything malformed is counted and dropped."""
+        now = self.clock()
+        try:
+            address = self.space.parse(topic)
+            if address.group is None or address.name is None or address.group not in self._groups.values():
+                return
+            if address.kind is topics.Kind.BUNDLE:
+                if not payload:
+                    return
+                manifest = envelopes.verify(
+                    payload, trusted=self._trusted, group=address.group, bundle=address.name
+                )
+                changed = self.table.manifest(address.group, manifest)
+            elif address.kind is topics.Kind.STATUS:
+                changed = self.table.status(address.group, address.name, status.decode_status(payload), now)
+            elif address.kind is topics.Kind.PRESENCE:
+                changed = self.table.presence(
+                    address.group, address.name, status.decode_presence(payload), now
+                )
+            else:
+                return
+        except wire_errors.WireError as exc:
+            self.table.ignored += 1
+            log.debug("ignored message on %s: %s", topic[:200], exc)
+            return
+        if changed:
+            self._changed.set()
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def summaries(self) -> dict[str, bytes | None]:
+        """topic -> retained payload to publish (None clears a retained summary)."""
+        computed = readiness_table.summarize(self.table, self._groups.values(), self.clock())
+        out: dict[str, bytes | None] = {
+            self.space.summary(): _with_ignored(computed.fleet, self.table.ignored)
+        }
+        for name, bundle_doc in computed.bundles.items():
+            out[self.space.summary_bundle(name)] = summaries.encode(bundle_doc)
+        for root, group_doc in computed.groups.items():
+            out[self.space.summary_group(root)] = summaries.encode(group_doc)
+        for topic in self.published:
+            if topic not in out:
+                out[topic] = None
+        return out
+
+    async def _publish(self, mqtt: aiomqtt.Client, *, everything: bool) -> None:
+        for topic, payload in self.summaries().items():
+            content = b"" if payload is None else _without_ts(payload)
+            if not everything and self.published.get(topic) == content:
+                continue
+            await mqtt.publish(topic, payload or b"", qos=1, retain=True)
+            self.publishes += 1
+            if payload is None:
+                self.published.pop(topic, None)
+            else:
+                self.published[topic] = content
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Aggregate until cancelled, reconnecting to the broker as needed."""
+        key = keystore.load(self.state_dir)
+        self._trusted = keys.keyring([key.verify_key])
+        state = State.open(self.state_dir)
+        attempt = 0
+        try:
+            while True:
+                try:
+                    await self._session(state)
+                except aiomqtt.MqttError as exc:
+                    delay = random.uniform(
+                        0, min(self.settings.reconnect_maximum, self.settings.reconnect_initial * 2**attempt)
+                    )
+                    attempt += 1
+                    log.warning("broker %s: %s; reconnecting in %.1fs", self.url, exc, delay)
+                    await asyncio.sleep(delay)
+        finally:
+            state.close()
+
+    async def _session(self, state: State) -> None:
+        presence = self.space.controller()
+        will = aiomqtt.Will(presence, _controller_presence(False), qos=1, retain=True)
+        async with publishing.client(
+            self.url, identifier=f"edgefleet-controller-{random.getrandbits(32):08x}", will=will
+        ) as mqtt:
+            await mqtt.publish(presence, _controller_presence(True), qos=1, retain=True)
+            subscribed: set[str] = set()
+            tasks = [
+                asyncio.create_task(self._registry_loop(state, mqtt, subscribed)),
+                asyncio.create_task(self._publish_loop(mqtt)),
+            ]
+            try:
+                async for message in mqtt.messages:
+                    payload = message.payload if isinstance(message.payload, bytes) else b""
+                    self.handle(message.topic.value, payload)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _subscribe(self, mqtt: aiomqtt.Client, roots: set[str], subscribed: set[str]) -> None:
+        for root in sorted(roots - subscribed):
+            for kind in ("bundles", "status", "presence"):
+                await mqtt.subscribe(f"{root}/{kind}/+", qos=1)
+            subscribed.add(root)
+
+    async def _registry_loop(self, state: State, mqtt: aiomqtt.Client, subscribed: set[str]) -> None:
+        while True:
+            try:
+                self.refresh_registry(state)
+            except errors.StateError as exc:
+                log.error("cannot read the registry: %s", exc)
+            await self._subscribe(mqtt, set(self._groups.values()), subscribed)
+            await asyncio.sleep(self.settings.registry_interval)
+
+    async def _publish_loop(self, mqtt: aiomqtt.Client) -> None:
+        last_full = 0.0
+        while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.heartbeat):
+                    await self._changed.wait()
+            self._changed.clear()
+            now = time.monotonic()
+            everything = now - last_full >= self.settings.heartbeat
+            await self._publish(mqtt, everything=everything)
+            if everything:
+                last_full = now
+            await asyncio.sleep(self.settings.summary_interval)
+
+
+def _controller_presence(online: bool) -> bytes:
+    return status.encode(status.Presence(online=online, since=time.time(), session=0))
+
+
+def _with_ignored(fleet: summaries.FleetSummary, ignored: int) -> bytes:
+    document = dict(fleet)
+    document["ignored"] = ignored
+    return summaries.encode(document)  # type: ignore[arg-type]
+
+
+def _without_ts(payload: bytes) -> bytes:
+    """The content of a summary without its timestamp, to tell real changes from heartbeats."""
+    document = json.loads(payload)
+    document.pop("ts", None)
+    return json.dumps(document, sort_keys=True).encode()

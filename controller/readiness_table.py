@@ -1,0 +1,239 @@
+"""The fleet table: what every cluster last said, and the readiness it adds up to (pure).
+
+Inputs are the registry (groups and clusters with labels), the manifests each
+group holds (the controller reads its own retained, signed messages back, so
+it counts against exactly what agents see), and the status and presence
+documents clusters publish. Sessions order a cluster's documents: anything
+from an older session than the newest seen is ignored, so a late will from
+a dead connection never marks a reconnected cluster offline.
+
+Per bundle and cluster, the controller's view of the state is:
+- Pending: the cluster never reported the bundle;
+- OutOfSync: it reports another deployment than the one it should run;
+- otherwise what the cluster reports (WaitApplied, ErrApplied, NotReady,
+  Modified, Ready).
+`ready` counts clusters that are online and Ready on the desired deployment;
+offline clusters are counted apart, never as ready.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from wire import manifests, selectors, status, summaries
+
+OFFLINE = "Offline"
+
+
+@dataclass
+class Seen:
+    """One cluster as the controller knows it."""
+
+    name: str
+    group: str  # topic root
+    labels: dict[str, str] = field(default_factory=dict)
+    registered: bool = False
+    session: int = 0
+    online: bool | None = None
+    last_seen: float | None = None
+    report: status.StatusDocument | None = None
+
+
+@dataclass
+class Table:
+    clusters: dict[tuple[str, str], Seen] = field(default_factory=dict)
+    held: dict[tuple[str, str], manifests.Manifest] = field(default_factory=dict)  # (group, bundle)
+    ignored: int = 0
+
+    def _cluster(self, group: str, name: str) -> Seen:
+        return self.clusters.setdefault((group, name), Seen(name, group))
+
+    def register(self, groups: Iterable[str], clusters: Iterable[tuple[str, str, Mapping[str, str]]]) -> None:
+        """Replace the registry part: (topic root, name, labels) of every registered cluster."""
+        known = set(groups)
+        registered = {(root, name) for root, name, _ in clusters}
+        for key, seen in list(self.clusters.items()):
+            if (seen.registered and key not in registered) or key[0] not in known:
+                del self.clusters[key]
+        for root, name, labels in clusters:
+            seen = self._cluster(root, name)
+            seen.registered, seen.labels = True, dict(labels)
+        for key in [k for k in self.held if k[0] not in known]:
+            del self.held[key]
+
+    def presence(self, group: str, name: str, presence: status.Presence, now: float) -> bool:
+        seen = self._cluster(group, name)
+        if presence["session"] < seen.session:
+            return False
+        seen.session, seen.online, seen.last_seen = presence["session"], presence["online"], now
+        return True
+
+    def status(self, group: str, name: str, report: status.StatusDocument, now: float) -> bool:
+        if report["cluster"] != name or report["group"] != group:
+            self.ignored += 1
+            return False
+        seen = self._cluster(group, name)
+        if report["session"] < seen.session:
+            return False
+        if (
+            seen.report is not None
+            and report["session"] == seen.session
+            and report["seq"] < seen.report["seq"]
+        ):
+            return False
+        seen.session, seen.report, seen.last_seen = report["session"], report, now
+        if not seen.registered:
+            seen.labels = dict(report["labels"])
+        return True
+
+    def manifest(self, group: str, manifest: manifests.Manifest) -> bool:
+        key = (group, manifest.bundle)
+        if manifest.kind is manifests.Kind.TOMBSTONE:
+            return self.held.pop(key, None) is not None
+        current = self.held.get(key)
+        if current is not None and current.generation > manifest.generation:
+            return False
+        self.held[key] = manifest
+        return True
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cluster's share of one bundle."""
+
+    cluster: Seen
+    state: str
+    message: str
+
+    @property
+    def ready(self) -> bool:
+        return self.state == status.State.READY.value and self.cluster.online is True
+
+
+def cells(table: Table) -> dict[str, list[Cell]]:
+    """bundle -> the cells of every cluster that should run it."""
+    found: dict[str, list[Cell]] = collections.defaultdict(list)
+    for (group, bundle), manifest in sorted(table.held.items()):
+        for seen in table.clusters.values():
+            if seen.group != group:
+                continue
+            desired = selectors.select(manifest.targets, cluster=seen.name, labels=seen.labels).deployment_id
+            if desired is None:
+                continue
+            entry = seen.report["bundles"].get(bundle) if seen.report is not None else None
+            if entry is None:
+                state, message = status.State.PENDING.value, "not reported yet"
+            elif entry.get("deployment_id") != desired:
+                state, message = status.State.OUT_OF_SYNC.value, f"runs generation {entry.get('generation')}"
+            else:
+                state, message = str(entry.get("state")), str(entry.get("message", ""))
+            found[bundle].append(Cell(seen, state, message))
+    return found
+
+
+def _counts(group_cells: list[Cell]) -> summaries.Counts:
+    states = collections.Counter(cell.state for cell in group_cells)
+    offline = [cell for cell in group_cells if cell.cluster.online is False]
+    known = [status.State(s) for s in states if s in {x.value for x in status.State}]
+    worst = status.worst(known)
+    parts = []
+    for state in sorted(known, key=lambda s: s.rank, reverse=True):
+        if state is status.State.READY:
+            continue
+        names = [f"{c.cluster.group}/{c.cluster.name}" for c in group_cells if c.state == state.value]
+        parts.append(_listed(state.value, names))
+    if offline:
+        parts.append(_listed(OFFLINE, [f"{c.cluster.group}/{c.cluster.name}" for c in offline]))
+    return summaries.Counts(
+        desired=len(group_cells),
+        ready=sum(1 for cell in group_cells if cell.ready),
+        offline=len(offline),
+        states=dict(sorted(states.items())),
+        state=worst.value,
+        message="; ".join(parts),
+    )
+
+
+def _listed(what: str, names: list[str]) -> str:
+    shown = ", ".join(sorted(names)[: summaries.MESSAGE_NAMES])
+    more = ", …" if len(names) > summaries.MESSAGE_NAMES else ""
+    return f"{what}: {len(names)} ({shown}{more})"
+
+
+@dataclass(frozen=True)
+class Summaries:
+    fleet: summaries.FleetSummary
+    bundles: dict[str, summaries.BundleSummary]
+    groups: dict[str, summaries.GroupSummary]
+
+
+def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
+    by_bundle = cells(table)
+    bundle_docs: dict[str, summaries.BundleSummary] = {}
+    for bundle, bundle_cells in sorted(by_bundle.items()):
+        generation = max(m.generation for (g, b), m in table.held.items() if b == bundle)
+        non_ready = [
+            summaries.NonReady(
+                cluster=c.cluster.name, group=c.cluster.group, state=c.state, message=c.message
+            )
+            for c in bundle_cells
+            if not c.ready
+        ][: summaries.MAX_NON_READY]
+        bundle_docs[bundle] = summaries.BundleSummary(
+            **_counts(bundle_cells), bundle=bundle, generation=generation, non_ready=non_ready, ts=now
+        )
+    for (_, bundle), manifest in table.held.items():  # a bundle no cluster should run
+        if bundle not in bundle_docs:
+            bundle_docs[bundle] = summaries.BundleSummary(
+                **_counts([]), bundle=bundle, generation=manifest.generation, non_ready=[], ts=now
+            )
+    group_docs: dict[str, summaries.GroupSummary] = {}
+    all_cells = [cell for bundle_cells in by_bundle.values() for cell in bundle_cells]
+    for group in sorted(groups):
+        members = sorted((s for s in table.clusters.values() if s.group == group), key=lambda s: s.name)
+        group_cells = [c for c in all_cells if c.cluster.group == group]
+        cells_by_bundle: dict[str, list[Cell]] = collections.defaultdict(list)
+        for cell in group_cells:
+            cells_by_bundle[next(b for b, cs in by_bundle.items() if cell in cs)].append(cell)
+        rows = []
+        for seen in members:
+            mine = [c for c in group_cells if c.cluster is seen]
+            rows.append(
+                summaries.ClusterRow(
+                    name=seen.name,
+                    group=group,
+                    labels=dict(seen.labels),
+                    online=seen.online,
+                    last_seen=seen.last_seen,
+                    agent_version=seen.report["agent_version"] if seen.report is not None else None,
+                    desired=len(mine),
+                    ready=sum(1 for c in mine if c.ready),
+                    state=_counts(mine)["state"],
+                )
+            )
+        group_docs[group] = summaries.GroupSummary(
+            **_counts(group_cells),
+            group=group,
+            clusters=len(members),
+            online=sum(1 for s in members if s.online),
+            bundles={
+                b: summaries.BundleCell(
+                    desired=len(cs), ready=sum(1 for c in cs if c.ready), state=_counts(cs)["state"]
+                )
+                for b, cs in sorted(cells_by_bundle.items())
+            },
+            cluster_rows=rows,
+            ts=now,
+        )
+    fleet = summaries.FleetSummary(
+        **_counts(all_cells),
+        clusters=len(table.clusters),
+        online=sum(1 for s in table.clusters.values() if s.online),
+        bundles=len(bundle_docs),
+        bundles_ready=sum(1 for d in bundle_docs.values() if d["ready"] == d["desired"]),
+        groups=len(group_docs),
+        ts=now,
+    )
+    return Summaries(fleet, bundle_docs, group_docs)

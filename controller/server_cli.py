@@ -1,0 +1,101 @@
+"""`edgefleet server` (embedded broker + controller) and `edgefleet controller` (external broker).
+
+Both run the aggregator (controller.aggregating) until SIGTERM or Ctrl-C. The
+server is the embedded default for development and small fleets: one
+process, the amqtt broker listening where `--listen` says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from controller import aggregating, errors, keystore
+from wire import errors as wire_errors
+from wire import urls
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = "127.0.0.1:1883"
+
+
+def add_commands(
+    commands: Any,
+    add_state_dir: Callable[[argparse.ArgumentParser], None],
+    add_broker: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    server = commands.add_parser("server", help="run the embedded broker and the controller in one process")
+    server.add_argument(
+        "--listen", default=DEFAULT_LISTEN, help=f"host:port to listen on (default {DEFAULT_LISTEN})"
+    )
+    server.set_defaults(run=_server)
+    controller = commands.add_parser("controller", help="run the controller against an external broker")
+    add_broker(controller)
+    controller.set_defaults(run=_controller)
+    for parser in (server, controller):
+        add_state_dir(parser)
+        parser.add_argument(
+            "--summary-interval",
+            type=float,
+            default=aggregating.Settings.summary_interval,
+            help="seconds between summary updates while the fleet changes",
+        )
+
+
+def _settings(args: argparse.Namespace) -> aggregating.Settings:
+    return aggregating.Settings(summary_interval=args.summary_interval)
+
+
+def _checked(args: argparse.Namespace) -> None:
+    if args.state_dir is None:
+        raise errors.StateError("no state directory: pass --state-dir or set EDGEFLEET_STATE_DIR")
+    keystore.load(args.state_dir)  # fail now, with the key's own message, not inside the loop
+
+
+async def _until_stopped(work: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def serve_embedded(args: argparse.Namespace) -> None:
+    from broker import embedded  # the broker extra is only needed here
+
+    host, _, port = args.listen.rpartition(":")
+    try:
+        async with embedded.serve(host or "127.0.0.1", int(port)) as endpoint:
+            print(
+                f"edgefleet server: broker on {endpoint.url}, controller state in {args.state_dir}",
+                flush=True,
+            )
+            await aggregating.Aggregator(args.state_dir, endpoint.url, settings=_settings(args)).run()
+    except (OSError, ValueError) as exc:
+        raise errors.ControllerError(f"cannot listen on {args.listen}: {exc}") from exc
+
+
+def _server(args: argparse.Namespace) -> None:
+    _checked(args)
+    try:
+        asyncio.run(_until_stopped(serve_embedded(args)))
+    except ImportError as exc:
+        raise errors.ControllerError(f"the embedded broker needs edgefleet[broker]: {exc}") from exc
+
+
+def _controller(args: argparse.Namespace) -> None:
+    _checked(args)
+    try:
+        url = urls.BrokerUrl.parse(args.broker, ca_file=args.broker_ca)
+    except wire_errors.WireError as exc:
+        raise errors.ControllerError(f"--broker: {exc}") from exc
+    print(f"edgefleet controller: broker {url}, state in {args.state_dir}", file=sys.stderr, flush=True)
+    aggregator = aggregating.Aggregator(args.state_dir, url, settings=_settings(args))
+    asyncio.run(_until_stopped(aggregator.run()))

@@ -1,0 +1,289 @@
+"""Status, presence and fleet readiness end to end, on each real broker: agents on
+fake Kubernetes APIs report, the controller aggregates, summaries land retained."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiomqtt
+from kubernetes import client as k8s
+
+from controller import cli as controller_cli
+from tests import fleet as fleets
+from tests import mqtt
+from tests.fakekube import FakeCluster
+from wire import status, summaries, topics, urls
+
+NS = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
+CONFIG = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {mode: fast}\n"
+DEPLOYMENT = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n"
+    "spec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n"
+    "  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n"
+)
+
+
+def _bundle(tmp_path: Path, fleet_yaml: str, *documents: str, name: str = "web") -> Path:
+    root = tmp_path / "bundles" / name
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "fleet.yaml").write_text(fleet_yaml)
+    (root / "objects.yaml").write_text("---\n".join(documents))
+    return root
+
+
+def _space(topic_root: str) -> topics.Topics:
+    return topics.Topics("f" + topic_root.split("/")[0][1:])
+
+
+async def _summary(fleet: fleets.Fleet, bundle: str, **expected: object) -> summaries.BundleSummary:
+    """Wait until the bundle summary shows `expected`; return it."""
+    found: dict[str, summaries.BundleSummary] = {}
+
+    async def matches() -> bool:
+        found["doc"] = await fleet.bundle_summary(bundle)
+        return all(found["doc"].get(k) == v for k, v in expected.items())
+
+    deadline = time.monotonic() + 30
+    while not await _try(matches):
+        assert time.monotonic() < deadline, (
+            f"summary of {bundle} never showed {expected}; last {found.get('doc')}"
+        )
+    return found["doc"]
+
+
+async def _try(check: object) -> bool:
+    try:
+        return await check()  # type: ignore[operator,no-any-return]
+    except (TimeoutError, aiomqtt.MqttError, KeyError):
+        return False
+
+
+async def test_exact_counts_on_three_of_six_clusters_survive_a_controller_restart(
+    broker_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    west, east = f"{topic_root}/west", f"{topic_root}/east"
+    tag = uuid.uuid4().hex[:4]
+    devices = {f"w{i}-{tag}": (west, {"tier": "web" if i < 2 else "db"}) for i in range(3)}
+    devices |= {f"e{i}-{tag}": (east, {"tier": "web" if i < 1 else "db"}) for i in range(3)}
+    space = _space(topic_root)
+    async with fleets.fleet_of(broker_url, tmp_path, {west: {}, east: {}}, devices, space=space) as fleet:
+        fleet.start_controller()
+        for device in fleet.devices.values():
+            fleet.start(device)
+        await fleet.apply(
+            _bundle(tmp_path, "targets: [{clusterSelector: {matchLabels: {tier: web}}}]\n", NS, CONFIG)
+        )
+        before = await _summary(fleet, "web", desired=3, ready=3)
+        assert (before["offline"], before["state"], before["states"]) == (0, "Ready", {"Ready": 3})
+        group_topic = space.summary_group(west)
+        west_doc = summaries.decode_group(
+            (await mqtt.retained(broker_url, group_topic, expect=1))[group_topic]
+        )
+        assert (west_doc["clusters"], west_doc["desired"], west_doc["ready"]) == (3, 2, 2)
+        rows = {row["name"]: row for row in west_doc["cluster_rows"]}
+        assert rows[f"w2-{tag}"]["desired"] == 0 and rows[f"w0-{tag}"]["online"] is True
+
+        await fleet.stop_controller()
+        fleet.start_controller()  # a new table, from retained messages only
+        assert fleet.aggregator is not None
+        await fleet.until(
+            lambda: fleet.aggregator.table.ignored == 0 and len(fleet.aggregator.table.held) == 2,
+            "the new controller to read both manifests",
+        )  # type: ignore[union-attr]
+        after = await _summary(fleet, "web", desired=3, ready=3)
+        assert {k: v for k, v in after.items() if k != "ts"} == {k: v for k, v in before.items() if k != "ts"}
+
+
+async def test_unready_invalid_and_modified_objects_show_as_fleet_names_them(
+    broker_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:4]
+    slow, bad = f"slow-{tag}", f"bad-{tag}"
+    devices = {slow: (topic_root, {"role": "slow"}), bad: (topic_root, {"role": "bad"})}
+    space = _space(topic_root)
+    async with fleets.fleet_of(broker_url, tmp_path, {topic_root: {}}, devices, space=space) as fleet:
+        fleet.devices[slow].cluster.keep_failing("Deployment", "shop", "web", message="image pull failed")
+        fleet.start_controller()
+        for device in fleet.devices.values():
+            fleet.start(device)
+        invalid = DEPLOYMENT.replace("  selector: {matchLabels: {app: web}}\n", "")
+        bundle = _bundle(
+            tmp_path,
+            "targetCustomizations: [{name: broken, clusterSelector: {matchLabels: {role: bad}}, yaml: {overlays: [broken]}}]\n",
+            NS,
+            CONFIG,
+            DEPLOYMENT,
+        )
+        (bundle / "overlays/broken").mkdir(parents=True)
+        (bundle / "overlays/broken/objects.yaml").write_text("---\n".join([NS, CONFIG, invalid]))
+        await fleet.apply(bundle)
+        summary = await _summary(
+            fleet, "web", desired=2, ready=0, state="ErrApplied", states={"ErrApplied": 1, "NotReady": 1}
+        )
+        assert f"ErrApplied: 1 ({topic_root}/{bad})" in summary["message"]
+        assert f"NotReady: 1 ({topic_root}/{slow})" in summary["message"]
+        cells = {entry["cluster"]: entry for entry in summary["non_ready"]}
+        assert "422" in cells[bad]["message"] and "selector" in cells[bad]["message"]
+        slow_agent = fleet.devices[slow].agent
+        assert slow_agent is not None
+        [not_ready] = slow_agent.statuses["web"]["non_ready"]
+        assert (not_ready["kind"], not_ready["name"]) == ("Deployment", "web")
+
+
+async def test_drift_is_modified_then_corrected(
+    broker_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    name = f"pi-{uuid.uuid4().hex[:4]}"
+    space = _space(topic_root)
+    async with fleets.fleet_of(
+        broker_url, tmp_path, {topic_root: {}}, {name: (topic_root, {})}, space=space
+    ) as fleet:
+        device = fleet.devices[name]
+        fleet.start_controller()
+        agent = fleet.start(device)
+        bundle = _bundle(tmp_path, "{}\n", NS, CONFIG)
+        await fleet.apply(bundle)
+        await _summary(fleet, "web", ready=1)
+        core = k8s.CoreV1Api(device.cluster.api_client())
+        core.patch_namespaced_config_map(
+            "settings", "shop", {"data": {"mode": "slow"}}
+        )  # behind the agent's back
+        summary = await _summary(fleet, "web", state="Modified")
+        assert f"Modified: 1 ({topic_root}/{name})" in summary["message"]
+        [modified] = agent.statuses["web"]["modified"]
+        assert (modified["name"], modified["message"]) == ("settings", "changed /data/mode")
+
+        (bundle / "fleet.yaml").write_text("correctDrift: {enabled: true}\n")
+        await fleet.apply(bundle)
+        await _summary(fleet, "web", ready=1, state="Ready")
+        core.patch_namespaced_config_map("settings", "shop", {"data": {"mode": "slower"}})
+        await fleet.until(
+            lambda: agent.statuses["web"]["message"].startswith("drift corrected"),
+            "the agent to correct drift",
+        )
+        assert core.read_namespaced_config_map("settings", "shop").data == {"mode": "fast"}
+        await _summary(fleet, "web", ready=1, state="Ready")
+
+
+async def test_killed_agent_goes_offline_within_keepalive_and_comes_back(
+    broker_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    name = f"pi-{uuid.uuid4().hex[:4]}"
+    space = _space(topic_root)
+    state_dir = tmp_path / "controller"
+    async with fleets.fleet_of(broker_url, tmp_path, {topic_root: {}}, {}, space=space) as fleet:
+        config = tmp_path / "agent.yaml"
+        assert (
+            controller_cli.main(
+                [
+                    "cluster",
+                    "add",
+                    name,
+                    "--group",
+                    topic_root,
+                    "--broker",
+                    str(broker_url),
+                    "--config-out",
+                    str(config),
+                    "--state-dir",
+                    str(state_dir),
+                ]
+            )
+            == 0
+        )
+        text = config.read_text().replace("topic_prefix: fleet", f"topic_prefix: {space.prefix}")
+        config.write_text(text + "keepalive: 2\nheartbeat: 1\n")
+        fleet.start_controller()
+        presence_topic = space.presence(topic_root, name)
+        with FakeCluster() as cluster:
+            kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+            argv = [
+                sys.executable,
+                "-m",
+                "edge_agent.cli",
+                "run",
+                "--config",
+                str(config),
+                "--state-dir",
+                str(tmp_path / "agent"),
+                "--kubeconfig",
+                str(kubeconfig),
+            ]
+            agent = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                first = await _presence(broker_url, presence_topic, online=True)
+                agent.send_signal(signal.SIGKILL)
+                agent.wait(timeout=10)
+                killed = time.monotonic()
+                gone = await _presence(broker_url, presence_topic, online=False)
+                assert time.monotonic() - killed < 1.5 * 2
+                assert gone["session"] == first["session"]
+                group_topic = space.summary_group(topic_root)
+                await fleet.until(
+                    lambda: _row_online(fleet, name) is False, "the controller to see it offline"
+                )
+                agent = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                back = await _presence(broker_url, presence_topic, online=True)
+                assert back["session"] > first["session"]
+                await fleet.until(lambda: _row_online(fleet, name) is True, "the controller to see it back")
+                assert group_topic
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                agent.wait(timeout=20)
+        goodbye = await _presence(broker_url, presence_topic, online=False)
+        assert goodbye["session"] == back["session"]  # a clean stop says goodbye itself
+
+
+def _row_online(fleet: fleets.Fleet, name: str) -> bool | None:
+    assert fleet.aggregator is not None
+    for seen in fleet.aggregator.table.clusters.values():
+        if seen.name == name:
+            return seen.online
+    return None
+
+
+async def _presence(url: urls.BrokerUrl, topic: str, *, online: bool) -> status.Presence:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            held = await mqtt.retained(url, topic, expect=1, timeout=2)
+            presence = status.decode_presence(held[topic])
+            if presence["online"] is online:
+                return presence
+        except (TimeoutError, KeyError):
+            pass
+        assert time.monotonic() < deadline, f"{topic} never said online={online}"
+
+
+async def test_every_fleet_topic_is_readable_json(
+    broker_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    name = f"pi-{uuid.uuid4().hex[:4]}"
+    space = _space(topic_root)
+    async with fleets.fleet_of(
+        broker_url, tmp_path, {topic_root: {}}, {name: (topic_root, {})}, space=space
+    ) as fleet:
+        fleet.start_controller()
+        fleet.start(fleet.devices[name])
+        await fleet.apply(_bundle(tmp_path, "{}\n", NS, CONFIG))
+        await _summary(fleet, "web", ready=1)
+        held = await mqtt.retained(broker_url, f"{space.prefix}/#", expect=4)
+        held |= await mqtt.retained(broker_url, f"{topic_root}/+/+", expect=3)
+        for topic, payload in held.items():
+            if "/bundles/" in topic and not topic.startswith(space.prefix):
+                continue  # signed envelopes are binary by design
+            document = json.loads(payload)
+            assert isinstance(document, dict), topic
+        assert {
+            space.summary(),
+            space.summary_bundle("web"),
+            space.summary_group(topic_root),
+            space.controller(),
+        } <= set(held)
+        assert json.loads(held[space.status(topic_root, name)])["bundles"]["web"]["state"] == "Ready"
