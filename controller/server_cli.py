@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,22 @@ def add_commands(
     controller = commands.add_parser("controller", help="run the controller against an external broker")
     add_broker(controller)
     controller.set_defaults(run=_controller)
+    simulate = commands.add_parser(
+        "simulate", help="SIMULATION: run N simulated agents (real agent code, in-memory clusters)"
+    )
+    add_broker(simulate)
+    simulate.add_argument("--clusters", type=int, required=True)
+    simulate.add_argument(
+        "--groups", required=True, help="topic roots to spread the clusters over, comma-separated"
+    )
+    simulate.add_argument("--labels", default="", help="labels every simulated cluster has, k=v,...")
+    simulate.add_argument(
+        "--vary", action="append", default=[], help="k=v1,v2: label values cycled over clusters"
+    )
+    simulate.add_argument("--ready-delay", type=float, default=0.5)
+    simulate.add_argument("--fail-fraction", type=float, default=0.0)
+    add_state_dir(simulate)
+    simulate.set_defaults(run=_simulate)
     for parser in (server, controller):
         add_state_dir(parser)
         parser.add_argument(
@@ -88,6 +105,35 @@ def _server(args: argparse.Namespace) -> None:
         asyncio.run(_until_stopped(serve_embedded(args)))
     except ImportError as exc:
         raise errors.ControllerError(f"the embedded broker needs edgefleet[broker]: {exc}") from exc
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    """Hand over to the agent package's simulator, in its own process image (the
+    controller never imports agent code)."""
+    _checked(args)
+    argv = [
+        sys.executable,
+        "-m",
+        "edge_agent.simulation",
+        "--broker",
+        args.broker,
+        "--trust",
+        str(keystore.public_path(args.state_dir)),
+        "--clusters",
+        str(args.clusters),
+        "--labels",
+        args.labels,
+        "--ready-delay",
+        str(args.ready_delay),
+        "--fail-fraction",
+        str(args.fail_fraction),
+    ]
+    for group in filter(None, args.groups.split(",")):
+        argv += ["--group", group]
+    for vary in args.vary:
+        argv += ["--vary", vary]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
 
 
 def _controller(args: argparse.Namespace) -> None:

@@ -1,18 +1,19 @@
-"""The most complete flow that exists, end to end on the embedded defaults.
+"""The main flow end to end on the embedded defaults, with simulated clusters.
 
-    1. create a controller signing key in a state directory;
-    2. start the embedded MQTT broker on a free loopback port;
-    3. render the `hello-web` and `multi-region` bundles for two groups
-       (`edge/us-west`, labelled region=us-west, and `edge/eu-central`), seal
-       one manifest per group and bundle, and publish each retained; beside
-       them, publish an envelope signed by a key nobody trusts;
-    4. connect afterwards as the device `pi-sf-12` of `edge/us-west` would,
-       receive every retained bundle message of its group, verify each, pick
-       its own variant by its labels, and print what it would apply and what
-       it refused.
+    1. a controller state in a temporary directory: signing key, and the seed
+       topology: groups edge/us-west, edge/us-east and edge/onprem-arm64
+       (each with a region label), so bundles land on topics such as
+       edge/us-west/bundles/<bundle>;
+    2. the embedded MQTT broker and the controller in this process;
+    3. two simulated clusters per group, env=prod and env=dev: the real agent
+       code over in-memory clusters (edge_agent.simulation), labelled as a
+       simulation in what it prints;
+    4. every example bundle applied (signed, one retained manifest per group);
+    5. wait until the fleet summary shows every desired deployment ready,
+       then print `edgefleet status` and `edgefleet clusters` as read back
+       from the broker, and a forged envelope being refused.
 
-Run it with `make demo`. Exits 0 only when every real bundle verified and
-the forged one was refused.
+Run it with `make demo`. Exits 0 only when the fleet converged.
 """
 
 from __future__ import annotations
@@ -23,116 +24,120 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from broker import embedded
-from controller import bundles, errors, keystore, publishing, targeting
-from edge_agent import receiving
-from wire import envelopes, keys, manifests, selectors, topics
+from controller import aggregating, delivering, keystore, publishing, status_cli
+from controller.state import Group, State
+from edge_agent import simulation
+from wire import envelopes, keys, manifests, topics
 
 EXAMPLES = Path(__file__).resolve().parent
-BUNDLES = ("hello-web", "multi-region")
-GROUPS = (targeting.Group("edge/us-west", {"region": "us-west"}), targeting.Group("edge/eu-central"))
-DEVICE = "pi-sf-12"
-DEVICE_GROUP = "edge/us-west"
-DEVICE_LABELS = {"env": "prod", "store": "sf-12"}
-FORGED = "hello-web-forged"
+BUNDLES = ("hello-web", "helm-app", "kustomize-app", "multi-region", "plain-overlays", "canary")
+GROUPS = {
+    "edge/us-west": {"region": "us-west"},
+    "edge/us-east": {"region": "us-east"},
+    "edge/onprem-arm64": {"region": "onprem", "arch": "arm64"},
+}
+CONVERGE_TIMEOUT = 60.0
+# Demo pace: summaries four times a second, agents looking at their objects every half second.
+SETTINGS = aggregating.Settings(summary_interval=0.25, registry_interval=1.0)
+TIMING = {"heartbeat": 5.0, "observe_interval": 0.5}
 
 
-def sealed_messages(
-    key: keys.SigningKey, space: topics.Topics, out: Callable[[str], None]
-) -> list[tuple[str, bytes]]:
-    """Render each bundle for each group and seal what each group gets."""
-    messages = []
-    for name in BUNDLES:
-        with bundles.open_bundle(EXAMPLES / name) as bundle:
-            for group in GROUPS:
-                plan = bundle.plan(group)
-                if not plan.targets:
-                    out(f"  {name} is not targeted at {group.name}")
-                    continue
-                manifest = plan.manifest(bundle.name, generation=1, issued_at=time.time())
-                sealed = envelopes.seal(manifest, key)
-                messages.append((space.bundle(group.name, bundle.name), sealed))
-                out(
-                    f"  {name} -> {group.name}: {len(plan.targets)} target(s), "
-                    f"{len(plan.variants)} variant(s), {len(sealed)} bytes signed"
-                )
-    return messages
+async def _converged(url: object, space: topics.Topics, deadline: float) -> status_cli.Snapshot:
+    while True:
+        snapshot = status_cli.Snapshot(space)
+        try:
+            await status_cli.read(url, snapshot, timeout=2.0)  # type: ignore[arg-type]
+        except Exception:  # nothing published yet
+            snapshot = status_cli.Snapshot(space)
+        fleet = snapshot.fleet
+        if fleet is not None and fleet["desired"] > 0 and fleet["ready"] == fleet["desired"]:
+            return snapshot
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the fleet did not converge within {CONVERGE_TIMEOUT:.0f}s: {fleet}")
+        await asyncio.sleep(0.25)
 
 
-def forged_message(space: topics.Topics) -> tuple[str, bytes]:
+async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
+    key = keystore.init(state_dir)
+    state = State.open(state_dir)
+    for name, labels in GROUPS.items():
+        state.add_group(Group(name, name, labels))
+    space = topics.Topics()
+    out(f"controller key {key.verify_key.fingerprint}; groups {', '.join(GROUPS)}")
+    async with embedded.serve() as endpoint:
+        url = endpoint.url
+        out(f"embedded broker on {url}; controller aggregating fleet readiness")
+        aggregator = asyncio.ensure_future(aggregating.Aggregator(state_dir, url, space, SETTINGS).run())
+        plan = simulation.Plan(
+            clusters=2 * len(GROUPS), groups=tuple(GROUPS), vary=("env=prod,dev",), prefix="pi"
+        )
+        with tempfile.TemporaryDirectory(prefix="edgefleet-demo-agents-") as agents_dir:
+            simulated = simulation.agents(
+                plan,
+                broker=str(url),
+                trusted_pem=key.verify_key.to_pem().decode(),
+                state_root=Path(agents_dir),
+                ready_delay=0.5,
+                timing=TIMING,
+            )
+            banner = f"{simulation.BANNER}: {len(simulated)} simulated clusters"
+            out(f"{banner} (real agent code, in-memory clusters)")
+            fleet = asyncio.ensure_future(simulation.run(simulated))
+            try:
+                for bundle in BUNDLES:
+                    report = await delivering.apply(state, key, url, EXAMPLES / bundle, space)
+                    groups = ", ".join(sorted(report.published)) or "no group"
+                    out(f"applied {bundle}: generation {report.generation} to {groups}")
+                started = time.monotonic()
+                try:
+                    snapshot = await _converged(url, space, started + CONVERGE_TIMEOUT)
+                except TimeoutError as exc:
+                    out(f"FAILED: {exc}")
+                    return 1
+                out(f"converged in {time.monotonic() - started:.1f}s\n")
+                now = time.time()
+                for command in ("status", "clusters"):
+                    out(f"$ edgefleet {command}")
+                    for line in status_cli.render(snapshot, command=command, output="table", now=now):
+                        out(line)
+                    out("")
+                await _forgery(simulated[0], url, space, out)
+            finally:
+                fleet.cancel()
+                aggregator.cancel()
+                await asyncio.gather(fleet, aggregator, return_exceptions=True)
+                state.close()
+    return 0
+
+
+async def _forgery(
+    agent: simulation.Agent, url: object, space: topics.Topics, out: Callable[[str], None]
+) -> None:
+    """Publish an envelope signed by a key nobody trusts; show the device refusing it."""
+    group = agent.config.group
     variant = manifests.Variant(
         "default", ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "evil"}},)
     )
     target = manifests.Target("all", variant.deployment_id, cluster_selector=manifests.ClusterSelector())
-    manifest = manifests.Manifest(
-        manifests.Kind.BUNDLE, FORGED, DEVICE_GROUP, 99, time.time(), (target,), (variant,)
-    )
-    return space.bundle(DEVICE_GROUP, FORGED), envelopes.seal(manifest, keys.SigningKey.generate())
-
-
-def _describe(obj: Mapping[str, Any]) -> str:
-    metadata = obj["metadata"]
-    namespace = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
-    return f"{obj['kind']} {namespace}{metadata['name']}"
-
-
-async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
-    try:
-        key = keystore.load(state_dir)
-    except errors.StateError:
-        key = keystore.init(state_dir)
-    out(f"controller signing key {key.verify_key.fingerprint} ({keystore.private_path(state_dir)})")
-    space = topics.Topics()
-    out("rendering bundles per group:")
-    messages = [*sealed_messages(key, space, out), forged_message(space)]
-
-    async with embedded.serve() as endpoint:
-        out(f"embedded broker listening on {endpoint.url}")
-        await publishing.publish_retained(endpoint.url, messages)
-        out(f"published {len(messages)} retained messages (one signed by an untrusted key)")
-        expected = {topic for topic, _ in messages if topic.startswith(DEVICE_GROUP + "/")}
-        out(f"device {DEVICE} ({DEVICE_LABELS}) connects afterwards to {space.bundles_filter(DEVICE_GROUP)}")
-        trusted = keys.keyring([key.verify_key])
-        received: dict[str, receiving.Received] = {}
-        async with asyncio.timeout(20):
-            async for item in receiving.bundles(endpoint.url, group=DEVICE_GROUP, trusted=trusted):
-                received[item.topic] = item
-                if set(received) == expected:
-                    break
-
-    ok = True
-    for topic in sorted(received):
-        item = received[topic]
-        if isinstance(item, receiving.Refused):
-            ok = ok and topic.endswith("/" + FORGED)
-            out(f"REFUSED {topic}: {type(item.error).__name__}: {item.error}")
-            continue
-        manifest = item.manifest
-        ok = ok and not topic.endswith("/" + FORGED)
-        choice = selectors.select(manifest.targets, cluster=DEVICE, labels=DEVICE_LABELS)
-        verified = f"VERIFIED {manifest.bundle} for {manifest.group}: generation {manifest.generation}"
-        out(f"{verified}; {choice.reason}")
-        if choice.deployment_id is not None:
-            variant = manifest.variant(choice.deployment_id)
-            out(f"  would apply {len(variant.objects)} objects (default namespace {variant.namespace}):")
-            for obj in variant.objects:
-                out(f"  - {_describe(obj)}")
-    if not any(isinstance(i, receiving.Refused) for i in received.values()):
-        ok = False
-        out("FAILED: the forged envelope was not refused")
-    return 0 if ok else 1
+    forged = manifests.Manifest(manifests.Kind.BUNDLE, "forged", group, 1, time.time(), (target,), (variant,))
+    refused = agent.refused
+    await publishing.publish_retained(
+        url, [(space.bundle(group, "forged"), envelopes.seal(forged, keys.SigningKey.generate()))]
+    )  # type: ignore[arg-type]
+    deadline = time.monotonic() + 10
+    while agent.refused == refused and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    verdict = "refused it (untrusted key)" if agent.refused > refused else "did NOT refuse it"
+    out(f"a forged bundle on {space.bundle(group, 'forged')}: {agent.config.cluster} {verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--state-dir", type=Path, help="controller state directory (default: a temporary one)"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -141,10 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.state_dir is not None:
-        return asyncio.run(run(args.state_dir))
     with tempfile.TemporaryDirectory(prefix="edgefleet-demo-") as tmp:
-        return asyncio.run(run(Path(tmp) / "state"))
+        return asyncio.run(run(Path(tmp) / "controller"))
 
 
 if __name__ == "__main__":

@@ -97,16 +97,15 @@ def test_kustomize_overlay_applies_its_changes() -> None:
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
 
 
-async def test_demo_verifies_the_bundle_and_refuses_the_forgery(tmp_path: Path) -> None:
+async def test_demo_converges_prints_the_status_and_refuses_the_forgery(tmp_path: Path) -> None:
     lines: list[str] = []
     assert await demo.run(tmp_path / "state", out=lines.append) == 0
     text = "\n".join(lines)
-    assert "VERIFIED hello-web for edge/us-west: generation 1" in text
-    assert "REFUSED edge/us-west/bundles/hello-web-forged: UnknownKey" in text
-    assert "  - Deployment hello/hello-web" in text
-    assert "VERIFIED multi-region for edge/us-west: generation 1; target 'us-west' selects" in text
-    assert "  - Deployment usw-pos" in text
-    assert "multi-region -> edge/eu-central" in text
+    assert "SIMULATION: 6 simulated clusters" in text
+    assert "applied multi-region: generation 1 to edge/us-west" in text
+    assert "FLEET: 3 groups, 6/6 clusters online" in text
+    assert "26/26 deployments ready" in text
+    assert "pi-00000 refused it (untrusted key)" in text
 
 
 def test_demo_script_exits_zero() -> None:
@@ -114,4 +113,4 @@ def test_demo_script_exits_zero() -> None:
         [sys.executable, str(EXAMPLES / "demo.py")], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "VERIFIED" in result.stdout
+    assert "converged in" in result.stdout
