@@ -109,15 +109,15 @@ class Agent:
         work = self._work.get(bundle)
         return max(applied, work.manifest.generation if work else 0)
 
-    def receive(self, topic: str, payload: bytes) -> receiving.Received:
-        """Check one message; keep and schedule it if it is a newer (or equal) verified manifest."""
+    def _verified(self, topic: str, payload: bytes) -> receiving.Received:
+        """The wire checks, this agent's group, and the generation it already holds."""
         bundle = topic.rsplit("/", 1)[-1]
         try:
             held = self._held_generation(bundle)
         except (errors.StateError, ValueError) as exc:
             log.error("cannot read state for %s: %s", topic, exc)
             held = 0
-        result = receiving.check(
+        return receiving.check(
             topic,
             payload,
             topic_space=self.topics,
@@ -125,6 +125,10 @@ class Agent:
             applied_generation=held,
             group=self.config.group,
         )
+
+    def receive(self, topic: str, payload: bytes) -> receiving.Received:
+        """Check one message; keep and schedule it if it is a newer (or equal) verified manifest."""
+        result = self._verified(topic, payload)
         self.received += 1
         if isinstance(result, receiving.Accepted):
             self._accept(result.manifest, payload)
@@ -154,19 +158,7 @@ class Agent:
     def restore(self) -> None:
         """Re-verify the manifests kept from before a restart; schedule them (unchanged ones are no-ops)."""
         for bundle, payload in self.store.manifests().items():
-            topic = self.topics.bundle(self.config.group, bundle)
-            try:
-                applied_generation = self.store.applied(bundle).generation
-            except errors.StateError as exc:
-                log.error("%s: %s; treating it as never applied", bundle, exc)
-                applied_generation = 0
-            result = receiving.check(
-                topic,
-                payload,
-                topic_space=self.topics,
-                trusted=self.trusted,
-                applied_generation=applied_generation,
-            )
+            result = self._verified(self.topics.bundle(self.config.group, bundle), payload)
             if isinstance(result, receiving.Accepted):
                 self._accept(result.manifest, payload)
             else:
