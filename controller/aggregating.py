@@ -172,6 +172,12 @@ class Aggregator:
                 async for message in mqtt.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else b""
                     self.handle(message.topic.value, payload)
+            except asyncio.CancelledError:
+                # A clean stop discards the will: say offline ourselves.
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await mqtt.publish(presence, _controller_presence(False), qos=1, retain=True)
+                raise
             finally:
                 for task in tasks:
                     task.cancel()

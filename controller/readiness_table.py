@@ -194,9 +194,11 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
     for group in sorted(groups):
         members = sorted((s for s in table.clusters.values() if s.group == group), key=lambda s: s.name)
         group_cells = [c for c in all_cells if c.cluster.group == group]
-        cells_by_bundle: dict[str, list[Cell]] = collections.defaultdict(list)
-        for cell in group_cells:
-            cells_by_bundle[next(b for b, cs in by_bundle.items() if cell in cs)].append(cell)
+        cells_by_bundle = {
+            bundle: mine
+            for bundle, bundle_cells in by_bundle.items()
+            if (mine := [c for c in bundle_cells if c.cluster.group == group])
+        }
         rows = []
         for seen in members:
             mine = [c for c in group_cells if c.cluster is seen]

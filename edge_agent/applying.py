@@ -56,6 +56,13 @@ INSTALL_ORDER = [
 ]  # fmt: skip
 _RANK = {kind: rank for rank, kind in enumerate(INSTALL_ORDER)}
 
+# Built-in kinds that live outside namespaces: a bundle of only these needs no namespace.
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
+    "StorageClass", "PersistentVolume", "IngressClass", "APIService", "RuntimeClass",
+    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+})  # fmt: skip
+
 
 def install_rank(kind: str) -> int:
     return _RANK.get(kind, len(INSTALL_ORDER))
@@ -169,9 +176,38 @@ class KubeApplier:
             obj["metadata"]["namespace"] = namespace
         return resource, obj, ObjectRef(obj["apiVersion"], obj["kind"], namespace, obj["metadata"]["name"])
 
+    def _ensure_namespace(self, variant: manifests.Variant) -> None:
+        """Create the bundle's default namespace when it is missing, as Fleet does.
+
+        Created, not applied: the bundle does not own it (it carries no bundle
+        label), so removing the bundle never deletes a namespace others may use.
+        """
+        name = str(variant.options.get("targetNamespace") or variant.namespace)
+        brings_it = any(o["kind"] == "Namespace" and o["metadata"]["name"] == name for o in variant.objects)
+        if brings_it:
+            return
+        namespaces = self._resource("v1", "Namespace")
+        try:
+            namespaces.get(name=name, _request_timeout=REQUEST_TIMEOUT)
+            return
+        except dynamic_errors.NotFoundError:
+            pass
+        except Exception as exc:
+            raise _classify(exc, f"Namespace {name}") from exc
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        try:
+            namespaces.create(body=body, field_manager=FIELD_MANAGER, _request_timeout=REQUEST_TIMEOUT)
+            log.info("created namespace %s for %s", name, variant.deployment_id[:12])
+        except dynamic_errors.ConflictError:
+            pass
+        except Exception as exc:
+            raise _classify(exc, f"Namespace {name}") from exc
+
     def apply(self, bundle: str, variant: manifests.Variant) -> tuple[ObjectRef, ...]:
         """Server-side apply every object of `variant`; return what was applied."""
         objects = sorted(variant.objects, key=lambda o: install_rank(str(o["kind"])))
+        if any(str(o["kind"]) not in CLUSTER_SCOPED for o in objects):
+            self._ensure_namespace(variant)
         applied: list[ObjectRef] = []
         for source in objects:
             resource, obj, ref = self._prepared(bundle, source, variant)

@@ -1,6 +1,6 @@
 """Whether one live Kubernetes object is ready (pure: no I/O, no clock).
 
-After applying a bundle the agent must say Ready, NotReady or ErrApplied, but
+After applying a bundle the agent must say whether its objects are ready, but
 Kubernetes has no single readiness field: each built-in controller reports
 progress in its own status shape. This module keeps that knowledge in one
 place and follows the kstatus conventions (sigs.k8s.io/cli-utils), which
@@ -15,8 +15,8 @@ Flux, Argo CD and `kubectl wait` users already know:
   applied when it has none.
 
 ``failed`` is reserved for outcomes that waiting will not fix (a failed Job,
-a Deployment past its progress deadline), because it makes the bundle
-ErrApplied rather than NotReady.
+a Deployment past its progress deadline): the bundle is NotReady, as Fleet
+reports it, and the object's message says "failed: …" so people can tell.
 
 The input is whatever the API server sent, so nothing here trusts its shape
 and `assess` never raises. A field of the wrong type on a kind with a rule
@@ -40,7 +40,7 @@ class Readiness:
     """The verdict on one object; `failed` implies not `ready`."""
 
     ready: bool
-    failed: bool = False  # a terminal failure: the bundle is ErrApplied, not just NotReady
+    failed: bool = False  # a terminal failure: waiting will not make it ready
     message: str = ""  # one short line for people
 
 

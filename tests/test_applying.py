@@ -129,8 +129,8 @@ def test_invalid_object_is_a_permanent_error_naming_it(applier: applying.KubeApp
 
 
 def test_missing_namespace_and_missing_crd_are_transient(applier: applying.KubeApplier) -> None:
-    with pytest.raises(errors.TransientApplyError, match="404"):
-        applier.apply("b", _variant(_config_map("a")))
+    with pytest.raises(errors.TransientApplyError, match="404"):  # a namespace other than the bundle's own
+        applier.apply("b", _variant(_config_map("a", "elsewhere")))
     with pytest.raises(errors.TransientApplyError, match="no API for Widget"):
         applier.apply("b", _variant(NAMESPACE, WIDGET))
 
@@ -168,3 +168,13 @@ def test_remove_deletes_only_objects_still_labelled_ours(
     applier.remove("b", [r for r in refs if r.kind == "ConfigMap"] + [gone])
     assert cluster.get_object("v1", "ConfigMap", "shop", "ours") is None
     assert cluster.get_object("v1", "ConfigMap", "shop", "theirs") is not None
+
+
+def test_the_default_namespace_is_created_but_not_owned(
+    cluster: FakeCluster, applier: applying.KubeApplier
+) -> None:
+    refs = applier.apply("b", _variant(_config_map("a"), namespace="telemetry"))
+    namespace = cluster.get_object("v1", "Namespace", "", "telemetry")
+    assert namespace is not None and "edgefleet.io/bundle" not in (namespace["metadata"].get("labels") or {})
+    assert refs == (ObjectRef("v1", "ConfigMap", "telemetry", "a"),)  # not in the inventory: never pruned
+    applier.apply("b", _variant(_config_map("a"), namespace="telemetry"))  # already there: fine

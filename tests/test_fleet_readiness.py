@@ -287,3 +287,25 @@ async def test_every_fleet_topic_is_readable_json(
             space.controller(),
         } <= set(held)
         assert json.loads(held[space.status(topic_root, name)])["bundles"]["web"]["state"] == "Ready"
+
+
+def test_group_summaries_count_each_bundle_apart() -> None:
+    from controller import readiness_table
+    from wire import manifests
+
+    table = readiness_table.Table()
+    table.register(["g"], [("g", "a", {}), ("g", "b", {})])
+    for bundle in ("one", "two"):
+        variant = manifests.Variant(
+            "default", ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": bundle}},)
+        )
+        target = manifests.Target("all", variant.deployment_id, cluster_selector=manifests.ClusterSelector())
+        table.manifest(
+            "g", manifests.Manifest(manifests.Kind.BUNDLE, bundle, "g", 1, 1.0, (target,), (variant,))
+        )
+    computed = readiness_table.summarize(table, ["g"], 1.0)
+    cells = computed.groups["g"]["bundles"]
+    assert cells == {
+        "one": {"desired": 2, "ready": 0, "state": "Pending"},
+        "two": {"desired": 2, "ready": 0, "state": "Pending"},
+    }
