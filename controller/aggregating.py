@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from controller import errors, keystore, publishing, readiness_table
+from controller import keystore, publishing, readiness_table
 from controller.state import State
 from wire import envelopes, keys, status, summaries, topics, urls
 from wire import errors as wire_errors
@@ -101,6 +101,10 @@ class Aggregator:
         except wire_errors.WireError as exc:
             self.table.ignored += 1
             log.debug("ignored message on %s: %s", topic[:200], exc)
+            return
+        except Exception:  # anything a client sends must never stop the controller
+            self.table.ignored += 1
+            log.exception("ignored message on %s that broke its handler", topic[:200])
             return
         if changed:
             self._changed.set()
@@ -193,9 +197,11 @@ class Aggregator:
         while True:
             try:
                 self.refresh_registry(state)
-            except errors.StateError as exc:
-                log.error("cannot read the registry: %s", exc)
-            await self._subscribe(mqtt, set(self._groups.values()), subscribed)
+                await self._subscribe(mqtt, set(self._groups.values()), subscribed)
+            except aiomqtt.MqttError as exc:
+                log.warning("subscribing failed (%s); retrying", exc)
+            except Exception:  # a registry read must not end the loop for good
+                log.exception("cannot refresh the registry; retrying")
             await asyncio.sleep(self.settings.registry_interval)
 
     async def _publish_loop(self, mqtt: aiomqtt.Client) -> None:
@@ -208,9 +214,17 @@ class Aggregator:
             self._changed.clear()
             now = time.monotonic()
             everything = now - last_full >= self.settings.heartbeat
-            await self._publish(mqtt, everything=everything)
-            if everything:
-                last_full = now
+            try:
+                await self._publish(mqtt, everything=everything)
+            except aiomqtt.MqttError as exc:
+                log.warning("summaries not published (%s); retrying", exc)
+                self._changed.set()
+            except Exception:  # a bad summary must not end publishing for good
+                log.exception("cannot publish summaries; retrying")
+                self._changed.set()
+            else:
+                if everything:
+                    last_full = now
             await asyncio.sleep(self.settings.summary_interval)
 
 

@@ -90,11 +90,11 @@ class Table:
 
     def manifest(self, group: str, manifest: manifests.Manifest) -> bool:
         key = (group, manifest.bundle)
-        if manifest.kind is manifests.Kind.TOMBSTONE:
-            return self.held.pop(key, None) is not None
         current = self.held.get(key)
         if current is not None and current.generation > manifest.generation:
-            return False
+            return False  # a replay of something older
+        if manifest.kind is manifests.Kind.TOMBSTONE:
+            return self.held.pop(key, None) is not None
         self.held[key] = manifest
         return True
 

@@ -38,6 +38,7 @@ from edge_agent import connection, deciding, errors, receiving, reporting
 from edge_agent.backoff import Backoff
 from edge_agent.store import Applied, Store
 from wire import agent_config, manifests, selectors, status, topics
+from wire import errors as wire_errors
 
 if TYPE_CHECKING:  # the kubernetes client loads only where a real cluster is used
     from edge_agent.applying import Applier
@@ -59,6 +60,7 @@ class _Work:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     pending: bool = True  # the latest manifest has not been acted on yet
+    failed: bool = False  # acting on the latest manifest failed: its status is ErrApplied
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class Agent:
         bundle = topic.rsplit("/", 1)[-1]
         try:
             held = self._held_generation(bundle)
+        except wire_errors.WireError:
+            held = 0  # not a bundle name: receiving.check refuses the topic below
         except (errors.StateError, ValueError) as exc:
             log.error("cannot read state for %s: %s", topic, exc)
             held = 0
@@ -174,7 +178,9 @@ class Agent:
         self, bundle: str, state: status.State, manifest: manifests.Manifest, **extra: object
     ) -> None:
         selection = self._selection(manifest)
-        if manifest.kind is manifests.Kind.TOMBSTONE or selection.deployment_id is None:
+        nothing_wanted = manifest.kind is manifests.Kind.TOMBSTONE or selection.deployment_id is None
+        if nothing_wanted and state in (status.State.READY, status.State.WAIT_APPLIED):
+            # Removed (or nothing to remove): the bundle leaves this cluster's status.
             if self.statuses.pop(bundle, None) is not None:
                 self._status_changed.set()
             return
@@ -212,26 +218,35 @@ class Agent:
             work.changed.clear()
             manifest = work.manifest
             self._set_status(bundle, status.State.WAIT_APPLIED, manifest, message="applying")
+            work.failed = False
             try:
                 done = await asyncio.to_thread(self._execute, manifest)
                 backoff.reset()
                 await self._after(bundle, manifest, done)
-            except errors.TransientApplyError as exc:
-                delay = backoff.next_delay()
-                log.warning(
-                    "%s generation %d: %s; retrying in %.1fs", bundle, manifest.generation, exc, delay
-                )
-                self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=f"{exc} (retrying)")
-                await _wait(work.changed, delay)
-                continue
-            except errors.AgentError as exc:
+            except (errors.PermanentApplyError, errors.ConfigError) as exc:
                 log.error(
                     "%s generation %d: %s; waiting for a new manifest", bundle, manifest.generation, exc
                 )
+                work.failed = True
                 self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=str(exc))
-            except Exception as exc:  # a bug must not take the agent down with it
-                log.exception("%s generation %d: unexpected failure", bundle, manifest.generation)
-                self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=f"agent error: {exc}")
+            except Exception as exc:
+                # Transient, or unforeseen: retrying with backoff is safe, giving up for good is not.
+                delay = backoff.next_delay()
+                if isinstance(exc, errors.AgentError):
+                    log.warning(
+                        "%s generation %d: %s; retrying in %.1fs", bundle, manifest.generation, exc, delay
+                    )
+                else:
+                    log.exception(
+                        "%s generation %d: unexpected failure; retrying in %.1fs",
+                        bundle,
+                        manifest.generation,
+                        delay,
+                    )
+                work.failed = True
+                self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=f"{exc} (retrying)")
+                await _wait(work.changed, delay)
+                continue
             if work.manifest is manifest:
                 work.pending = False
                 await work.changed.wait()
@@ -276,7 +291,12 @@ class Agent:
             bundle, dataclasses.replace(applied, inventory=tuple(sorted(planned)), complete=False)
         )
         refs = self.applier.apply(bundle, variant)
-        stale = sorted(planned - set(refs))
+        # `planned` guessed "namespaced" for kinds whose CRD came with this variant; a guess
+        # that turned out cluster-scoped names the same object as a new ref, not a stale one.
+        cluster_scoped = {(r.api_version, r.kind, r.name) for r in refs if not r.namespace}
+        stale = sorted(
+            r for r in planned - set(refs) if (r.api_version, r.kind, r.name) not in cluster_scoped
+        )
         if stale and not keep:
             self.applier.remove(bundle, stale)
         self.store.save_applied(
@@ -314,29 +334,33 @@ class Agent:
                 return dataclasses.replace(corrected, message=f"{note}; {corrected.message}".rstrip("; "))
             return found
 
+    def _settled_on(self, bundle: str, variant: manifests.Variant) -> _Work | None:
+        """The bundle's work if its latest manifest was acted on without error and selects `variant`."""
+        work = self._work.get(bundle)
+        if work is None or work.pending or work.failed or self._running.get(bundle) is not variant:
+            return None
+        return work if self._selection(work.manifest).deployment_id == variant.deployment_id else None
+
     async def _observe(self, bundle: str) -> None:
         variant = self._running.get(bundle)
-        work = self._work.get(bundle)
-        if variant is None or work is None:
+        if variant is None or self._settled_on(bundle, variant) is None:
             return
         try:
             found = await asyncio.to_thread(self._check, bundle, variant)
         except errors.AgentError as exc:
             log.warning("%s: cannot observe: %s", bundle, exc)
             return
-        if self._running.get(bundle) is variant and not work.pending:
-            self._set_status(
-                bundle,
-                found.state,
-                work.manifest,
-                message=found.message,
-                non_ready=found.non_ready,
-                modified=found.modified,
-            )
-        elif self._running.get(bundle) is variant:  # the worker is still on it: report what it applied
-            self._set_status(
-                bundle, found.state, work.manifest, message=found.message, non_ready=found.non_ready
-            )
+        work = self._settled_on(bundle, variant)
+        if work is None:
+            return  # a new manifest arrived meanwhile: this observation is about the past
+        self._set_status(
+            bundle,
+            found.state,
+            work.manifest,
+            message=found.message,
+            non_ready=found.non_ready,
+            modified=found.modified,
+        )
 
     async def _observer(self) -> None:
         while True:
@@ -348,9 +372,10 @@ class Agent:
             )
             await asyncio.sleep(interval)
             for bundle in list(self._running):
-                work = self._work.get(bundle)
-                if work is not None and not work.pending:
+                try:
                     await self._observe(bundle)
+                except Exception:  # one bundle's surprise must not end observation for all
+                    log.exception("%s: observation failed", bundle)
 
     # -- broker -------------------------------------------------------------------------
 
@@ -364,12 +389,18 @@ class Agent:
 
     async def _connected(self, client: aiomqtt.Client, session: int) -> None:
         self._client, self.session, self._seq = client, session, 0
-        try:
-            self._node = await asyncio.to_thread(self.applier.facts)
-        except errors.AgentError as exc:
-            log.warning("cannot read node facts: %s", exc)
         topic, payload = self._presence(True)
         await client.publish(topic, payload, qos=1, retain=True)
+        self._status_changed.set()
+        # Node facts need the Kubernetes API, which may be slow or down: never delay the birth for them.
+        self._helpers.append(asyncio.get_running_loop().create_task(self._read_facts()))
+
+    async def _read_facts(self) -> None:
+        try:
+            self._node = await asyncio.to_thread(self.applier.facts)
+        except Exception as exc:  # unknown facts are reported as unknown
+            log.warning("cannot read node facts: %s", exc)
+            return
         self._status_changed.set()
 
     async def _goodbye(self, client: aiomqtt.Client, session: int) -> None:
@@ -395,6 +426,8 @@ class Agent:
                 log.info("status not published (%s); it goes out on reconnect", exc)
                 self._status_changed.set()
                 self._client = None
+            except Exception:  # publishing must outlive any one bad document
+                log.exception("status not published")
 
     # -- running --------------------------------------------------------------------------
 

@@ -68,6 +68,10 @@ def install_rank(kind: str) -> int:
     return _RANK.get(kind, len(INSTALL_ORDER))
 
 
+class KindMissing(errors.TransientApplyError):
+    """Discovery answered, and the cluster has no API for this kind (yet, or any more)."""
+
+
 @dataclass(frozen=True)
 class Observed:
     """One object of a bundle as applied (labelled, namespaced) and as it is now (None: missing)."""
@@ -132,10 +136,14 @@ class KubeApplier:
         try:
             return self._api().resources.get(api_version=api_version, kind=kind)
         except dynamic_errors.ResourceNotFoundError as exc:
-            raise errors.TransientApplyError(
+            raise KindMissing(
                 f"the cluster has no API for {kind} in {api_version} (is its CRD installed?)",
                 objects=(kind,),
             ) from exc
+        except errors.ApplyError:
+            raise
+        except Exception as exc:  # discovery refetches fail like any other request
+            raise _classify(exc, f"API discovery for {kind}") from exc
 
     @staticmethod
     def _namespace(obj: Mapping[str, Any], variant: manifests.Variant, *, namespaced: bool) -> str:
@@ -157,7 +165,7 @@ class KubeApplier:
         for obj in variant.objects:
             try:
                 namespaced = self._resource(str(obj["apiVersion"]), str(obj["kind"])).namespaced
-            except errors.TransientApplyError:
+            except KindMissing:
                 namespaced = True
             namespace = self._namespace(obj, variant, namespaced=namespaced)
             found.append(
@@ -285,7 +293,7 @@ class KubeApplier:
         for ref in sorted(refs, key=lambda r: install_rank(r.kind), reverse=True):
             try:
                 resource = self._resource(ref.api_version, ref.kind)
-            except errors.TransientApplyError:
+            except KindMissing:
                 log.info("%s: its API is gone, so is the object", ref)
                 continue
             namespace = ref.namespace or None

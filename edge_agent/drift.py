@@ -10,6 +10,7 @@ port's protocol, say).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +28,21 @@ _SERVER_METADATA = frozenset(
 )
 
 
+def as_stored(desired: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What the API server stores for `desired`: a Secret's stringData is folded into data."""
+    string_data = desired.get("stringData")
+    if desired.get("kind") != "Secret" or not isinstance(string_data, Mapping):
+        return desired
+    encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in string_data.items()}
+    folded = {k: v for k, v in desired.items() if k != "stringData"}
+    folded["data"] = {**(desired.get("data") or {}), **encoded}
+    return folded
+
+
 def differences(desired: Any, live: Any, path: str = "") -> list[str]:
     """JSON-pointer-like paths where `live` no longer holds what `desired` sets."""
+    if path == "" and isinstance(desired, Mapping):
+        desired = as_stored(desired)
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return [path or "/"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,10 @@ class Store:
             current = 0
         except (OSError, ValueError) as exc:
             raise errors.StateError(f"cannot read {path}: {exc}") from exc
-        _write_atomic(path, str(current + 1).encode())
-        return current + 1
+        # Time-based, so an agent whose state directory was wiped still outranks its past sessions.
+        session = max(current + 1, int(time.time() * 1000))
+        _write_atomic(path, str(session).encode())
+        return session
 
     def bundles(self) -> list[str]:
         found = {p.stem for p in (self.root / "applied").glob("*.json")}

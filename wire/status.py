@@ -109,9 +109,14 @@ def _require(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], what:
 
 def decode_presence(payload: bytes) -> Presence:
     doc = _load(payload, "presence")
+    since = _require(doc, "since", (int, float), "presence")
+    try:
+        since = float(since)
+    except OverflowError as exc:
+        raise errors.Malformed("presence.since is not a time") from exc
     return Presence(
         online=_require(doc, "online", bool, "presence"),
-        since=float(_require(doc, "since", (int, float), "presence")),
+        since=since,
         session=_require(doc, "session", int, "presence"),
     )
 
