@@ -21,7 +21,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic import exceptions as dynamic_errors
 
 from edge_agent import errors
+from edge_agent.reporting import Observed
 from edge_agent.store import ObjectRef
 from wire import manifests, status
 
@@ -70,15 +70,6 @@ def install_rank(kind: str) -> int:
 
 class KindMissing(errors.TransientApplyError):
     """Discovery answered, and the cluster has no API for this kind (yet, or any more)."""
-
-
-@dataclass(frozen=True)
-class Observed:
-    """One object of a bundle as applied (labelled, namespaced) and as it is now (None: missing)."""
-
-    ref: ObjectRef
-    desired: Mapping[str, Any]
-    live: Mapping[str, Any] | None
 
 
 class Applier(Protocol):

@@ -13,15 +13,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import wire
 from edge_agent import drift, readiness
-from edge_agent.applying import Observed
 from edge_agent.store import ObjectRef
 from wire import agent_config, status
 
 # Objects listed per bundle and kind of trouble (the message carries the count).
 MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One object of a bundle as applied (labelled, namespaced) and as it is now (None: missing).
+
+    Here, not in edge_agent.applying, so that reporting (and the simulator) never
+    load the Kubernetes client.
+    """
+
+    ref: ObjectRef
+    desired: Mapping[str, Any]
+    live: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 from edge_agent import errors
 from edge_agent.agent import Agent
-from edge_agent.applying import Observed
+from edge_agent.reporting import Observed
 from edge_agent.store import ObjectRef, Store
 from wire import agent_config, keys, manifests, status
 from wire import errors as wire_errors

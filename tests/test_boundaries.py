@@ -109,3 +109,12 @@ def test_detects_kubernetes_outside_applying_and_amqtt_outside_broker(tmp_path: 
 def test_detects_imports_nested_inside_functions(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"edge_agent/x.py": "def f():\n    import broker.embedded\n"})
     assert violations(root) == ["edge_agent/x.py:2: edge_agent must not import broker.embedded"]
+
+
+def test_the_agent_loop_and_simulator_do_not_load_the_kubernetes_client() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, edge_agent.agent, edge_agent.simulation, edge_agent.cli; print('kubernetes' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"  # ~20 MiB that simulated agents and `verify` do not need
