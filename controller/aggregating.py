@@ -81,6 +81,12 @@ class Aggregator:
         now = self.clock()
         try:
             address = self.space.parse(topic)
+            if address.kind in (topics.Kind.SUMMARY_BUNDLE, topics.Kind.SUMMARY_GROUP):
+                # Retained summaries from before a restart: known now, so stale ones get cleared.
+                if payload and topic not in self.published:
+                    self.published[topic] = b""
+                    self._changed.set()
+                return
             if address.group is None or address.name is None or address.group not in self._groups.values():
                 return
             if address.kind is topics.Kind.BUNDLE:
@@ -167,6 +173,7 @@ class Aggregator:
             self.url, identifier=f"edgefleet-controller-{random.getrandbits(32):08x}", will=will
         ) as mqtt:
             await mqtt.publish(presence, _controller_presence(True), qos=1, retain=True)
+            await mqtt.subscribe(f"{self.space.prefix}/summary/#", qos=1)
             subscribed: set[str] = set()
             tasks = [
                 asyncio.create_task(self._registry_loop(state, mqtt, subscribed)),

@@ -83,7 +83,9 @@ class Table:
             and report["seq"] < seen.report["seq"]
         ):
             return False
-        seen.session, seen.report, seen.last_seen = report["session"], report, now
+        # The device's own time of the report: after a controller restart, "last seen"
+        # still says when the device last spoke, not when the retained copy was read.
+        seen.session, seen.report, seen.last_seen = report["session"], report, min(float(report["ts"]), now)
         if not seen.registered:
             seen.labels = dict(report["labels"])
         return True

@@ -309,3 +309,14 @@ def test_group_summaries_count_each_bundle_apart() -> None:
         "one": {"desired": 2, "ready": 0, "state": "Pending"},
         "two": {"desired": 2, "ready": 0, "state": "Pending"},
     }
+
+
+def test_a_restarted_controller_clears_summaries_of_bundles_gone_meanwhile(tmp_path: Path) -> None:
+    from controller import aggregating
+
+    space = topics.Topics()
+    aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1), space)
+    aggregator.handle(space.summary_bundle("deleted-while-down"), b'{"bundle": "deleted-while-down"}')
+    out = aggregator.summaries()
+    assert out[space.summary_bundle("deleted-while-down")] is None  # published empty: cleared
+    assert out[space.summary()] is not None
