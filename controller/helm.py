@@ -14,6 +14,7 @@ creates them; CRDs under `crds/` come first, as Helm installs them first.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,15 +92,44 @@ def render(chart: Path, *, values: Mapping[str, Any], release: str, namespace: s
     sdk = _sdk()
     if sdk is None:
         return _render_with_binary(chart, values=values, release=release, namespace=namespace, source=source)
-    try:
-        loaded = sdk.Chart.load(chart)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
         try:
-            crds = [crd["data"] for crd in sorted(loaded.crds, key=lambda c: c.get("filename", c["name"]))]
-            rendered = loaded.render(dict(values), name=release, namespace=namespace, is_install=True)
-        finally:
-            loaded.close()
-    except sdk.HelmError as exc:
-        raise errors.BundleError(f"{source}: Helm failed on chart {chart.name}: {exc}") from exc
+            outcome["yaml"] = _render_with_sdk(
+                sdk, chart, values=values, release=release, namespace=namespace
+            )
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    # Helm runs in-process (Go, through ctypes) and cannot be interrupted; a chart
+    # whose templates never finish must not hang `apply`, so the wait has a deadline.
+    # A daemon thread: a render left behind ends with the process.
+    worker = threading.Thread(target=work, name=f"helm-render-{chart.name}", daemon=True)
+    worker.start()
+    worker.join(TEMPLATE_TIMEOUT)
+    if worker.is_alive():
+        raise errors.BundleError(
+            f"{source}: Helm did not render chart {chart.name} within {TEMPLATE_TIMEOUT:.0f}s"
+        )
+    error = outcome.get("error")
+    if isinstance(error, sdk.HelmError):
+        raise errors.BundleError(f"{source}: Helm failed on chart {chart.name}: {error}") from error
+    if error is not None:
+        raise error
+    rendered: str = outcome["yaml"]
+    return rendered
+
+
+def _render_with_sdk(
+    sdk: Any, chart: Path, *, values: Mapping[str, Any], release: str, namespace: str
+) -> str:
+    loaded = sdk.Chart.load(chart)
+    try:
+        crds = [crd["data"] for crd in sorted(loaded.crds, key=lambda c: c.get("filename", c["name"]))]
+        rendered = loaded.render(dict(values), name=release, namespace=namespace, is_install=True)
+    finally:
+        loaded.close()
     templates = [text for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")]
     return "\n---\n".join([*crds, *templates])
 

@@ -576,3 +576,20 @@ def test_current_directory_is_a_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(EXAMPLES / "hello-web")
     with bundles.open_bundle(Path(".")) as bundle:
         assert bundle.name == "hello-web"
+
+
+def test_a_chart_that_never_finishes_rendering_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _write(
+        tmp_path / "slow",
+        {
+            "Chart.yaml": "apiVersion: v2\nname: slow\nversion: 0.1.0\n",
+            # About a second of template work: past the deadline set below, then over.
+            "templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+            "data: {n: '{{ range $i := until 5000 }}{{ range $j := until 5000 }}{{ end }}{{ end }}'}\n",
+        },
+    )
+    monkeypatch.setattr(helm, "TEMPLATE_TIMEOUT", 0.1)
+    with pytest.raises(errors.BundleError, match=r"did not render chart slow within 0s"):
+        _variant(root)
