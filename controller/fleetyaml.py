@@ -288,10 +288,12 @@ class _Parser:
             if not dep.get("name") and not dep.get("selector"):
                 raise self.fail(f"dependsOn[{i}]", "must give `name` or `selector`")
             depends_on.append(dict(dep))
+        options = self.options(top, "fleet.yaml")
+        self._warn_unused_overlays(options, customizations)
         return BundleSpec(
             name=_bundle_name(name, self.path),
             source=self.directory,
-            options=self.options(top, "fleet.yaml"),
+            options=options,
             labels=self.string_map(top.get("labels"), "labels"),
             targets=targets,
             customizations=customizations,
@@ -299,6 +301,25 @@ class _Parser:
             paused=self.boolean(top.get("paused"), "paused"),
             warnings=tuple(self.warnings),
         )
+
+    def _warn_unused_overlays(self, base: Options, customizations: tuple[TargetEntry, ...]) -> None:
+        """yaml.overlays only patch plain manifests; on a Helm or Kustomize bundle they do nothing."""
+        root_chart = (self.directory / "Chart.yaml").is_file()
+        for where, options in [
+            ("fleet.yaml", base),
+            *((f"targetCustomizations {e.name}", e.options) for e in customizations),
+        ]:
+            helm = options.helm or base.helm
+            templated = (
+                root_chart
+                or bool(helm and (helm.chart or helm.repo))
+                or bool(options.kustomize_dir or base.kustomize_dir)
+            )
+            if options.overlays and templated:
+                self.warnings.append(
+                    f"{self.path}: {where}: yaml.overlays only apply to plain manifests; this bundle renders "
+                    "with Helm or Kustomize, so they have no effect"
+                )
 
     def entry(self, raw: Any, where: str, known: Mapping[str, Status], *, default_name: str) -> TargetEntry:
         item = self.mapping(raw, where)

@@ -163,3 +163,18 @@ def test_directory_name_that_is_not_a_bundle_name_asks_for_name(tmp_path: Path) 
     root.mkdir()
     with pytest.raises(errors.BundleError, match="set `name:`"):
         fleetyaml.read(root)
+
+
+def test_overlays_on_a_helm_or_kustomize_bundle_warn_that_they_do_nothing(tmp_path: Path) -> None:
+    helm_bundle = _bundle(tmp_path, "helm: {chart: ./chart}\nyaml: {overlays: [prod]}\n", directory="h")
+    assert any(
+        "yaml.overlays only apply to plain manifests" in w for w in fleetyaml.read(helm_bundle).warnings
+    )
+    kustomize_bundle = _bundle(
+        tmp_path,
+        "targetCustomizations: [{name: p, clusterSelector: {}, kustomize: {dir: k}, yaml: {overlays: [x]}}]\n",
+        directory="k",
+    )
+    assert any("targetCustomizations p" in w for w in fleetyaml.read(kustomize_bundle).warnings)
+    plain = _bundle(tmp_path, "yaml: {overlays: [prod]}\n", directory="p")
+    assert fleetyaml.read(plain).warnings == ()
