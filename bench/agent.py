@@ -52,7 +52,6 @@ import platform
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,7 +69,7 @@ ROOT = HERE.parent
 # `import wire` would import that script instead of the package.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
-from bench.reporting import command_first_line, cpu_model, table  # noqa: E402
+from bench.reporting import command_first_line, cpu_model, median, ms, p90, table  # noqa: E402
 from broker import embedded  # noqa: E402
 from controller import cli as controller_cli  # noqa: E402
 from controller import delivering, keystore  # noqa: E402
@@ -94,25 +93,6 @@ COMPLAINTS: list[str] = []  # per agent process: how many WARNING/ERROR lines it
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def p90(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=10, method="inclusive")[-1]
-
-
-def ms(seconds: float) -> str:
-    value = seconds * 1000
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 def mb(kib: int) -> str:

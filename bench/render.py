@@ -33,7 +33,6 @@ import functools
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ ROOT = HERE.parent
 # the `import wire` inside controller would import that script instead of the package.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
-from bench.reporting import command_first_line, cpu_model, table  # noqa: E402
+from bench.reporting import command_first_line, cpu_model, median, ms, p90, table  # noqa: E402
 from controller import bundles, helm, kustomize  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -112,25 +111,6 @@ KUSTOMIZATIONS = {
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def p90(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=10, method="inclusive")[-1]
-
-
-def ms(seconds: float) -> str:
-    value = seconds * 1000
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 def header() -> None:
