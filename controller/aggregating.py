@@ -21,15 +21,16 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
 from controller import keystore, publishing, readiness_table
 from controller.state import State
-from wire import envelopes, keys, status, summaries, topics, urls
+from wire import envelopes, keys, status, topics, urls
 from wire import errors as wire_errors
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,6 @@ class Aggregator:
     clock: Callable[[], float] = time.time
     table: readiness_table.Table = field(default_factory=readiness_table.Table)
     published: dict[str, bytes] = field(default_factory=dict)  # topic -> content last published (no ts)
-    publishes: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _groups: dict[str, str] = field(default_factory=dict)  # name -> topic root
     _trusted: keys.Keyring = field(default_factory=dict)
@@ -117,29 +117,29 @@ class Aggregator:
 
     # -- outputs -----------------------------------------------------------------------------
 
-    def summaries(self) -> dict[str, bytes | None]:
-        """topic -> retained payload to publish (None clears a retained summary)."""
+    def summaries(self) -> dict[str, Mapping[str, Any] | None]:
+        """topic -> summary document to publish retained (None clears a retained summary)."""
         computed = readiness_table.summarize(self.table, self._groups.values(), self.clock())
-        out: dict[str, bytes | None] = {
-            self.space.summary(): _with_ignored(computed.fleet, self.table.ignored)
+        out: dict[str, Mapping[str, Any] | None] = {
+            self.space.summary(): {**computed.fleet, "ignored": self.table.ignored}
         }
         for name, bundle_doc in computed.bundles.items():
-            out[self.space.summary_bundle(name)] = summaries.encode(bundle_doc)
+            out[self.space.summary_bundle(name)] = bundle_doc
         for root, group_doc in computed.groups.items():
-            out[self.space.summary_group(root)] = summaries.encode(group_doc)
+            out[self.space.summary_group(root)] = group_doc
         for topic in self.published:
             if topic not in out:
                 out[topic] = None
         return out
 
     async def _publish(self, mqtt: aiomqtt.Client, *, everything: bool) -> None:
-        for topic, payload in self.summaries().items():
-            content = b"" if payload is None else _without_ts(payload)
+        for topic, document in self.summaries().items():
+            # What changed is the content; `ts` changes every time and is not content.
+            content = b"" if document is None else _encode({k: v for k, v in document.items() if k != "ts"})
             if not everything and self.published.get(topic) == content:
                 continue
-            await mqtt.publish(topic, payload or b"", qos=1, retain=True)
-            self.publishes += 1
-            if payload is None:
+            await mqtt.publish(topic, b"" if document is None else _encode(document), qos=1, retain=True)
+            if document is None:
                 self.published.pop(topic, None)
             else:
                 self.published[topic] = content
@@ -239,14 +239,5 @@ def _controller_presence(online: bool) -> bytes:
     return status.encode(status.Presence(online=online, since=time.time(), session=0))
 
 
-def _with_ignored(fleet: summaries.FleetSummary, ignored: int) -> bytes:
-    document = dict(fleet)
-    document["ignored"] = ignored
-    return summaries.encode(document)  # type: ignore[arg-type]
-
-
-def _without_ts(payload: bytes) -> bytes:
-    """The content of a summary without its timestamp, to tell real changes from heartbeats."""
-    document = json.loads(payload)
-    document.pop("ts", None)
-    return json.dumps(document, sort_keys=True).encode()
+def _encode(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()

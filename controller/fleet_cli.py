@@ -147,17 +147,16 @@ def _cluster_add(args: argparse.Namespace) -> None:
         name = names.cluster(args.name)
     except wire_errors.InvalidName as exc:
         raise errors.ControllerError(str(exc)) from exc
-    broker = _broker(args)
-    key = keystore.load(args.state_dir) if args.state_dir else None
+    _broker(args)  # refuse a bad URL before recording anything
     with _state(args) as state:
+        key = keystore.load(args.state_dir)
         group = state.group(args.group)
-        assert key is not None
         cluster = Cluster(name, group.name, _labels(args.label))
         state.add_cluster(cluster)
     config = agent_config.AgentConfig(
         cluster=name,
         group=group.topic_root,
-        broker=str(broker) if not broker.username else args.broker,
+        broker=args.broker,
         trusted_keys=(key.verify_key.to_pem().decode(),),
         labels=dict(cluster.labels),
     )

@@ -63,14 +63,6 @@ class _Work:
     failed: bool = False  # acting on the latest manifest failed: its status is ErrApplied
 
 
-@dataclass(frozen=True)
-class _Done:
-    """What one step of cluster work left behind, for the status."""
-
-    variant: manifests.Variant | None  # what now runs (None: nothing of the bundle)
-    reason: str
-
-
 class Agent:
     def __init__(
         self,
@@ -101,8 +93,6 @@ class Agent:
         # Counters for status, tests and benchmarks.
         self.received = 0  # bundle messages checked
         self.refused = 0  # of those, refused
-        self.applied_count = 0  # completed applies and removals
-        self.published = 0  # status documents published
 
     # -- intake ---------------------------------------------------------------------
 
@@ -220,9 +210,9 @@ class Agent:
             self._set_status(bundle, status.State.WAIT_APPLIED, manifest, message="applying")
             work.failed = False
             try:
-                done = await asyncio.to_thread(self._execute, manifest)
+                running = await asyncio.to_thread(self._execute, manifest)
                 backoff.reset()
-                await self._after(bundle, manifest, done)
+                await self._after(bundle, manifest, running)
             except (errors.PermanentApplyError, errors.ConfigError) as exc:
                 log.error(
                     "%s generation %d: %s; waiting for a new manifest", bundle, manifest.generation, exc
@@ -251,7 +241,8 @@ class Agent:
                 work.pending = False
                 await work.changed.wait()
 
-    def _execute(self, manifest: manifests.Manifest) -> _Done:
+    def _execute(self, manifest: manifests.Manifest) -> manifests.Variant | None:
+        """Act on `manifest`; return the variant that now runs here (None: nothing of the bundle)."""
         with self._cluster_lock:
             bundle = manifest.bundle
             applied = self.store.applied(bundle)
@@ -265,14 +256,12 @@ class Agent:
                 variant = None
                 if manifest.kind is manifests.Kind.BUNDLE and selection.deployment_id is not None:
                     variant = manifest.variant(selection.deployment_id)
-                return _Done(variant, action.reason)
+                return variant
             if isinstance(action, deciding.Remove):
                 self._remove(bundle, manifest.generation, applied, action.reason)
-                self.applied_count += 1
-                return _Done(None, action.reason)
+                return None
             self._apply(bundle, manifest.generation, applied, action)
-            self.applied_count += 1
-            return _Done(action.variant, action.reason)
+            return action.variant
 
     def _apply(self, bundle: str, generation: int, applied: Applied, action: deciding.Apply) -> None:
         variant = action.variant
@@ -312,12 +301,14 @@ class Agent:
             self.applier.remove(bundle, applied.inventory)
         self.store.save_applied(bundle, Applied(generation))
 
-    async def _after(self, bundle: str, manifest: manifests.Manifest, done: _Done) -> None:
-        if done.variant is None:
+    async def _after(
+        self, bundle: str, manifest: manifests.Manifest, running: manifests.Variant | None
+    ) -> None:
+        if running is None:
             self._running.pop(bundle, None)
             self._set_status(bundle, status.State.READY, manifest)
             return
-        self._running[bundle] = done.variant
+        self._running[bundle] = running
         await self._observe(bundle)
 
     # -- observation and drift ------------------------------------------------------------
@@ -421,7 +412,6 @@ class Agent:
                 continue
             try:
                 await client.publish(topic, status.encode(self.status_document()), qos=1, retain=True)
-                self.published += 1
             except aiomqtt.MqttError as exc:
                 log.info("status not published (%s); it goes out on reconnect", exc)
                 self._status_changed.set()

@@ -23,3 +23,20 @@ def manifest(
     return manifests.Manifest(
         manifests.Kind.BUNDLE, bundle, group, generation, 1_700_000_000.0, (target,), (variant,)
     )
+
+
+def crd(kind: str, *, group: str = "example.com", scope: str = "Namespaced") -> dict[str, Any]:
+    """A CustomResourceDefinition serving `kind` at <group>/v1, any content allowed."""
+    plural = kind.lower() + "s"
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema}],
+        },
+    }

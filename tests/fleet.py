@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,22 @@ T = topics.Topics()
 # Fast clocks for tests: the product defaults are tens of seconds.
 FAST = {"keepalive": 2, "heartbeat": 1.0, "observe_interval": 0.3}
 FAST_SUMMARIES = aggregating.Settings(summary_interval=0.05, registry_interval=0.1, heartbeat=5.0)
+
+
+def agent_process(config: Path, state_dir: Path, kubeconfig: Path) -> list[str]:
+    """The command line of a real agent process, as a device runs it."""
+    return [
+        sys.executable,
+        "-m",
+        "edge_agent.cli",
+        "run",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(state_dir),
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
 
 
 def fast_backoff() -> Backoff:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from controller import cli as controller_cli
 from controller import delivering, keystore
 from controller.state import State
 from edge_agent import cli as agent_cli
+from tests import fleet as fleets
 from tests import waiting
 from tests.fakekube import FakeCluster
 from wire import topics, urls
@@ -50,18 +50,7 @@ async def test_agent_process_applies_what_the_controller_publishes(
     with FakeCluster() as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         agent = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "edge_agent.cli",
-                "run",
-                "--config",
-                str(config),
-                "--state-dir",
-                str(tmp_path / "agent"),
-                "--kubeconfig",
-                str(kubeconfig),
-            ],
+            fleets.agent_process(config, tmp_path / "agent", kubeconfig),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -12,32 +12,13 @@ from controller import aggregating, readiness_table
 from edge_agent import applying, drift, errors
 from edge_agent.agent import Agent
 from edge_agent.store import ObjectRef, Store
+from tests import factories, waiting
 from tests import fleet as fleets
-from tests import waiting
 from tests.fakekube import FakeCluster
 from tests.test_agent import GROUP, KEY, NAMESPACE, T, _config_map, _sealed, _tombstone
 from wire import agent_config, manifests, urls
 
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "issuers.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Cluster",
-        "names": {"plural": "issuers", "singular": "issuer", "kind": "Issuer", "listKind": "IssuerList"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                },
-            }
-        ],
-    },
-}
+CRD = factories.crd("Issuer", scope="Cluster")
 
 
 @pytest.fixture
