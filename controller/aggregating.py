@@ -8,6 +8,10 @@ documents are counted and ignored, never fatal. Summaries are recomputed at
 most every `summary_interval` while anything changes, published retained when
 their content changed, and all re-published as a heartbeat.
 
+The same session answers join requests (controller.registering) and, every
+`security_interval`, finishes what the CLI decided (approvals, denials,
+revocations) and pushes rights changes to the broker.
+
 A restarted controller rebuilds the same table, because every input it reads
 is retained. The registry (SQLite) is re-read every `registry_interval`, so
 groups and clusters added by the CLI are picked up without a restart.
@@ -28,7 +32,8 @@ from typing import Any
 
 import aiomqtt
 
-from controller import keystore, publishing, readiness_table
+from controller import keystore, publishing, readiness_table, registering, security
+from controller.identities import Identities
 from controller.state import State
 from wire import envelopes, keys, status, topics, urls
 from wire import errors as wire_errors
@@ -45,6 +50,8 @@ class Settings:
     registry_interval: float = 5.0
     # Unchanged summaries are re-published this often, so a dashboard sees a fresh timestamp.
     heartbeat: float = 60.0
+    # Approvals, denials and revocations made with the CLI take effect within this.
+    security_interval: float = 1.0
     # Reconnect waits grow from 1 s to 30 s: the controller is one process, not a fleet.
     reconnect_initial: float = 1.0
     reconnect_maximum: float = 30.0
@@ -56,12 +63,14 @@ class Aggregator:
     url: urls.BrokerUrl
     space: topics.Topics = field(default_factory=topics.Topics)
     settings: Settings = field(default_factory=Settings)
+    broker_security: security.BrokerSecurity = field(default_factory=security.Unenforced)
     clock: Callable[[], float] = time.time
     table: readiness_table.Table = field(default_factory=readiness_table.Table)
     published: dict[str, bytes] = field(default_factory=dict)  # topic -> content last published (no ts)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _groups: dict[str, str] = field(default_factory=dict)  # name -> topic root
     _trusted: keys.Keyring = field(default_factory=dict)
+    registrar: registering.Registrar | None = None
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -69,10 +78,12 @@ class Aggregator:
         """Re-read groups and clusters; return topic roots that are new."""
         groups = {g.name: g.topic_root for g in state.groups()}
         roots = set(groups.values())
-        clusters = [(groups[c.group], c.name, c.labels) for c in state.clusters() if c.group in groups]
+        known = [c for c in state.clusters() if c.group in groups]
+        clusters = [(groups[c.group], c.name, c.labels) for c in known if not c.revoked]
+        revoked = {(groups[c.group], c.name) for c in known if c.revoked}
         new = roots - set(self._groups.values())
         self._groups = groups
-        self.table.register(roots, clusters)
+        self.table.register(roots, clusters, revoked)
         self._changed.set()
         return new
 
@@ -151,6 +162,9 @@ class Aggregator:
         key = keystore.load(self.state_dir)
         self._trusted = keys.keyring([key.verify_key])
         state = State.open(self.state_dir)
+        self.registrar = registering.Registrar(
+            Identities(state), key, self.broker_security, self.space, clock=self.clock
+        )
         attempt = 0
         try:
             while True:
@@ -174,15 +188,24 @@ class Aggregator:
         ) as mqtt:
             await mqtt.publish(presence, _controller_presence(True), qos=1, retain=True)
             await mqtt.subscribe(f"{self.space.prefix}/summary/#", qos=1)
+            await mqtt.subscribe(self.space.register_filter(), qos=1)
             subscribed: set[str] = set()
             tasks = [
                 asyncio.create_task(self._registry_loop(state, mqtt, subscribed)),
                 asyncio.create_task(self._publish_loop(mqtt)),
+                asyncio.create_task(self._security_loop(state, mqtt)),
             ]
+            requests: set[asyncio.Task[None]] = set()
             try:
                 async for message in mqtt.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else b""
-                    self.handle(message.topic.value, payload)
+                    client_id = self._join_request(message.topic.value)
+                    if client_id is None:
+                        self.handle(message.topic.value, payload)
+                        continue
+                    task = asyncio.create_task(self._answer(client_id, payload, mqtt))
+                    requests.add(task)
+                    task.add_done_callback(requests.discard)
             except asyncio.CancelledError:
                 # A clean stop discards the will: say offline ourselves.
                 with contextlib.suppress(Exception):
@@ -190,9 +213,46 @@ class Aggregator:
                         await mqtt.publish(presence, _controller_presence(False), qos=1, retain=True)
                 raise
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await _stop([*tasks, *requests])
+
+    def _join_request(self, topic: str) -> str | None:
+        """The client id of a join request on `topic`, or None for any other topic."""
+        if not topic.startswith(f"{self.space.prefix}/register/"):
+            return None
+        try:
+            address = self.space.parse(topic)
+        except wire_errors.WireError:
+            return None
+        return address.name if address.kind is topics.Kind.REGISTER else None
+
+    async def _answer(self, client_id: str, payload: bytes, mqtt: aiomqtt.Client) -> None:
+        assert self.registrar is not None
+
+        async def send(topic: str, reply: bytes) -> None:
+            await mqtt.publish(topic, reply, qos=1)
+
+        try:
+            await self.registrar.handle(client_id, payload, send)
+        except Exception:  # one bad request (or a broker hiccup) must not stop the controller
+            log.exception("join request from %s not answered; the agent will ask again", client_id)
+
+    async def _security_loop(self, state: State, mqtt: aiomqtt.Client) -> None:
+        assert self.registrar is not None
+
+        async def send(topic: str, reply: bytes) -> None:
+            await mqtt.publish(topic, reply, qos=1)
+
+        async def clear(root: str, name: str) -> None:
+            for topic in (self.space.status(root, name), self.space.presence(root, name)):
+                await mqtt.publish(topic, b"", qos=1, retain=True)
+            self.refresh_registry(state)
+
+        while True:
+            try:
+                await self.registrar.sweep(send, clear)
+            except Exception:  # the next sweep retries whatever did not happen
+                log.exception("registration sweep failed; retrying")
+            await asyncio.sleep(self.settings.security_interval)
 
     async def _subscribe(self, mqtt: aiomqtt.Client, roots: set[str], subscribed: set[str]) -> None:
         for root in sorted(roots - subscribed):
@@ -233,6 +293,21 @@ class Aggregator:
                 if everything:
                     last_full = now
             await asyncio.sleep(self.settings.summary_interval)
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait for them, cancelling again any that carried on.
+
+    Python 3.11's asyncio.wait_for (which aiomqtt uses for every acknowledgement)
+    swallows a cancellation that arrives as its awaitable completes; the task
+    then runs on, and a single cancel would leave this waiting forever."""
+    while pending := [task for task in tasks if not task.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=1.0)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("stopped task had failed: %r", task.exception())
 
 
 def _controller_presence(online: bool) -> bytes:

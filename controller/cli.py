@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import wire
-from controller import bundle_cli, errors, fleet_cli, keystore, server_cli, status_cli
+from controller import bundle_cli, errors, fleet_cli, join_cli, keystore, server_cli, status_cli
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     fleet_cli.add_bundle_commands(bundle_actions, _add_state_dir)
     fleet_cli.add_commands(commands, _add_state_dir)
     server_cli.add_commands(commands, _add_state_dir, fleet_cli.add_broker)
-    status_cli.add_commands(commands, fleet_cli.add_broker)
+    join_cli.add_commands(commands, _add_state_dir)
+    status_parsers = status_cli.add_commands(commands, fleet_cli.add_broker)
+    join_cli.add_cluster_actions(status_parsers["clusters"], _add_state_dir)
     return parser
 
 

@@ -4,7 +4,8 @@
     ├── StateError              the state directory is missing, unreadable or inconsistent
     │   └── KeyExists           refusing to overwrite a signing key without --force
     ├── BundleError             a bundle directory that cannot be read or rendered
-    └── PublishError            the broker did not accept a publish (transient: retry)
+    ├── PublishError            the broker did not accept a publish (transient: retry)
+    └── SecurityError           the broker's security (dynamic security) refused or did not answer
 
 Errors from other layers (wire.errors.WireError, OSError, aiomqtt.MqttError)
 are mapped to these at the edge with `raise ... from exc`.
@@ -31,3 +32,7 @@ class BundleError(ControllerError):
 
 class PublishError(ControllerError):
     """The broker did not acknowledge a publish."""
+
+
+class SecurityError(ControllerError):
+    """The broker would not take a credential or rights change (or cannot be asked)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from controller import bundle_cli, delivering, errors, keystore
+from controller import bundle_cli, delivering, errors, identities, keystore, login, tokens
 from controller.state import Cluster, Group, State
 from wire import agent_config, names, topics, urls
 from wire import errors as wire_errors
@@ -43,7 +43,7 @@ def add_commands(commands: Any, add_state_dir: Any) -> None:
     remove.add_argument("name")
     remove.set_defaults(run=_group_delete)
 
-    cluster = commands.add_parser("cluster", help="clusters (until registration: added by hand)")
+    cluster = commands.add_parser("cluster", help="clusters added by hand (most join with 'edgefleet token')")
     cluster_actions = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
     add = cluster_actions.add_parser("add", help="record a cluster and write its agent config")
     add.add_argument("name")
@@ -92,9 +92,10 @@ def add_broker(parser: argparse.ArgumentParser) -> None:
 
 def _broker(args: argparse.Namespace) -> urls.BrokerUrl:
     try:
-        return urls.BrokerUrl.parse(args.broker, ca_file=args.broker_ca)
+        url = urls.BrokerUrl.parse(args.broker, ca_file=args.broker_ca)
     except wire_errors.WireError as exc:
         raise errors.ControllerError(f"--broker: {exc}") from exc
+    return login.login(url, getattr(args, "state_dir", None))
 
 
 @contextmanager
@@ -108,7 +109,8 @@ def _state(args: argparse.Namespace) -> Iterator[State]:
         state.close()
 
 
-def _labels(items: list[str]) -> dict[str, str]:
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """Repeated `--label k=v` options as a map."""
     return bundle_cli.parse_labels(",".join(items), what="--label")
 
 
@@ -123,7 +125,7 @@ def _group_create(args: argparse.Namespace) -> None:
     name = _checked_group_name(args.name)
     root = _checked_group_name(args.topic_root or name)
     with _state(args) as state:
-        state.add_group(Group(name, root, _labels(args.label)))
+        state.add_group(Group(name, root, parse_labels(args.label)))
     print(f"group {name} created (topic root {root})")
 
 
@@ -148,17 +150,21 @@ def _cluster_add(args: argparse.Namespace) -> None:
     except wire_errors.InvalidName as exc:
         raise errors.ControllerError(str(exc)) from exc
     _broker(args)  # refuse a bad URL before recording anything
+    password = tokens.new_secret()
     with _state(args) as state:
         key = keystore.load(args.state_dir)
         group = state.group(args.group)
-        cluster = Cluster(name, group.name, _labels(args.label))
+        cluster = Cluster(name, group.name, parse_labels(args.label))
         state.add_cluster(cluster)
+        identities.Identities(state).add_credential(name, password)
     config = agent_config.AgentConfig(
         cluster=name,
         group=group.topic_root,
         broker=args.broker,
         trusted_keys=(key.verify_key.to_pem().decode(),),
         labels=dict(cluster.labels),
+        username=identities.cluster_username(name),
+        password=password,
     )
     target = args.config_out or Path(f"{name}.agent.yaml")
     text = yaml.dump(agent_config.to_document(config), Dumper=_BlockDumper, sort_keys=False)

@@ -13,7 +13,8 @@ Per bundle and cluster, the controller's view of the state is:
 - otherwise what the cluster reports (WaitApplied, ErrApplied, NotReady,
   Modified, Ready).
 `ready` counts clusters that are online and Ready on the desired deployment;
-offline clusters are counted apart, never as ready.
+offline clusters are counted apart, never as ready. A revoked cluster counts
+nowhere: nothing it said is kept, and summaries only list it as revoked.
 """
 
 from __future__ import annotations
@@ -45,17 +46,25 @@ class Seen:
 class Table:
     clusters: dict[tuple[str, str], Seen] = field(default_factory=dict)
     held: dict[tuple[str, str], manifests.Manifest] = field(default_factory=dict)  # (group, bundle)
+    revoked: set[tuple[str, str]] = field(default_factory=set)  # (group, name)
     ignored: int = 0
 
     def _cluster(self, group: str, name: str) -> Seen:
         return self.clusters.setdefault((group, name), Seen(name, group))
 
-    def register(self, groups: Iterable[str], clusters: Iterable[tuple[str, str, Mapping[str, str]]]) -> None:
-        """Replace the registry part: (topic root, name, labels) of every registered cluster."""
+    def register(
+        self,
+        groups: Iterable[str],
+        clusters: Iterable[tuple[str, str, Mapping[str, str]]],
+        revoked: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Replace the registry part: (topic root, name, labels) of every registered
+        cluster, and (topic root, name) of every revoked one."""
         known = set(groups)
+        self.revoked = {key for key in revoked if key[0] in known}
         registered = {(root, name) for root, name, _ in clusters}
         for key, seen in list(self.clusters.items()):
-            if (seen.registered and key not in registered) or key[0] not in known:
+            if (seen.registered and key not in registered) or key[0] not in known or key in self.revoked:
                 del self.clusters[key]
         for root, name, labels in clusters:
             seen = self._cluster(root, name)
@@ -64,6 +73,8 @@ class Table:
             del self.held[key]
 
     def presence(self, group: str, name: str, presence: status.Presence, now: float) -> bool:
+        if (group, name) in self.revoked:
+            return False
         seen = self._cluster(group, name)
         if presence["session"] < seen.session:
             return False
@@ -73,6 +84,8 @@ class Table:
     def status(self, group: str, name: str, report: status.StatusDocument, now: float) -> bool:
         if report["cluster"] != name or report["group"] != group:
             self.ignored += 1
+            return False
+        if (group, name) in self.revoked:
             return False
         seen = self._cluster(group, name)
         if report["session"] < seen.session:
@@ -229,6 +242,7 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
                 for b, cs in sorted(cells_by_bundle.items())
             },
             cluster_rows=rows,
+            revoked=sorted(name for root, name in table.revoked if root == group)[: summaries.MAX_NON_READY],
             ts=now,
         )
     fleet = summaries.FleetSummary(
@@ -238,6 +252,7 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
         bundles=len(bundle_docs),
         bundles_ready=sum(1 for d in bundle_docs.values() if d["ready"] == d["desired"]),
         groups=len(group_docs),
+        revoked=len(table.revoked),
         ts=now,
     )
     return Summaries(fleet, bundle_docs, group_docs)

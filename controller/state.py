@@ -1,9 +1,11 @@
 """The controller's durable state: one SQLite database in the state directory.
 
-Tables: groups (name, topic root, labels), clusters (name, group, labels),
-bundles (name, generation, deleted), and deliveries: for each bundle and
-group, the generation and content digest last decided for that group and
-whether the broker has acknowledged it.
+Tables: groups (name, topic root, labels), clusters (name, group, labels,
+registration key and facts, revoked or not), bundles (name, generation,
+deleted), and deliveries: for each bundle and group, the generation and
+content digest last decided for that group and whether the broker has
+acknowledged it. Join tokens, join requests, broker credentials and the
+queue of changes for an external broker are kept by controller.identities.
 
 Publishing is intent-first: the new generation and every group's pending
 delivery are committed in one transaction *before* anything is sent, and
@@ -39,13 +41,55 @@ CREATE TABLE IF NOT EXISTS clusters (
     name TEXT PRIMARY KEY,
     group_name TEXT NOT NULL REFERENCES groups(name),
     labels TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    public_key TEXT,
+    facts TEXT NOT NULL DEFAULT '{}',
+    revoked_at REAL
 );
 CREATE TABLE IF NOT EXISTS bundles (
     name TEXT PRIMARY KEY,
     generation INTEGER NOT NULL,
     issued_at REAL NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    group_name TEXT NOT NULL REFERENCES groups(name),
+    labels TEXT NOT NULL,
+    approval TEXT NOT NULL,
+    max_uses INTEGER,
+    uses INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS join_requests (
+    name TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    decided_at REAL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    cluster TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS broker_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL,
+    action TEXT NOT NULL,
+    role TEXT NOT NULL,
+    cluster TEXT,
+    password TEXT
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     bundle TEXT NOT NULL REFERENCES bundles(name),
@@ -78,6 +122,7 @@ class Cluster:
     name: str
     group: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    revoked: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +170,18 @@ class State:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One immediate (write-locking) transaction; for controller.identities."""
+        with self._transaction() as db:
+            yield db
+
+    def query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise errors.StateError(f"state database {self.path}: {exc}") from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -197,13 +254,18 @@ class State:
                     f"cluster {cluster.name!r} already exists; names are unique per fleet"
                 )
             db.execute(
-                "INSERT INTO clusters VALUES (?, ?, ?, ?)",
+                "INSERT INTO clusters (name, group_name, labels, created_at) VALUES (?, ?, ?, ?)",
                 (cluster.name, cluster.group, json.dumps(dict(cluster.labels), sort_keys=True), time.time()),
             )
 
     def clusters(self) -> list[Cluster]:
-        rows = self._db.execute("SELECT name, group_name, labels FROM clusters ORDER BY name").fetchall()
-        return [Cluster(name, group, json.loads(labels)) for name, group, labels in rows]
+        rows = self._db.execute(
+            "SELECT name, group_name, labels, revoked_at FROM clusters ORDER BY name"
+        ).fetchall()
+        return [
+            Cluster(name, group, json.loads(labels), revoked is not None)
+            for name, group, labels, revoked in rows
+        ]
 
     # -- bundles and deliveries -------------------------------------------------
 

@@ -19,18 +19,20 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from controller import errors, publishing
+from controller import errors, login, publishing
 from wire import errors as wire_errors
 from wire import summaries, topics, urls
 
@@ -466,15 +468,18 @@ async def watch(
 def add_commands(
     commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     add_broker: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    """Add `status`, `clusters` and `bundles`; `add_broker` adds --broker and --broker-ca."""
+) -> dict[str, argparse.ArgumentParser]:
+    """Add `status`, `clusters` and `bundles`; `add_broker` adds --broker and --broker-ca.
+
+    Returns the parsers by name, so other modules can hang actions under them."""
     helps = {
         "status": "fleet readiness: groups, bundles and totals (like `kubectl get fleet`)",
         "clusters": "every cluster: online, last seen, bundles ready",
         "bundles": "every bundle: generation, clusters ready, offline, state",
     }
+    parsers = {}
     for name, text in helps.items():
-        parser = commands.add_parser(name, help=text)
+        parser = parsers[name] = commands.add_parser(name, help=text)
         parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
         parser.add_argument("--watch", action="store_true", help="redraw on every change until Ctrl-C")
         parser.add_argument(
@@ -488,6 +493,7 @@ def add_commands(
         )
         add_broker(parser)
         parser.set_defaults(run=run, status_command=name)
+    return parsers
 
 
 def _positive(text: str) -> float:
@@ -500,11 +506,18 @@ def _positive(text: str) -> float:
     return value
 
 
+# Where the controller keeps its state (controller.cli): on the controller's machine
+# the status commands log in with its account.
+STATE_DIR_ENV = "EDGEFLEET_STATE_DIR"
+
+
 def _broker(args: argparse.Namespace) -> urls.BrokerUrl:
     try:
-        return urls.BrokerUrl.parse(args.broker, ca_file=args.broker_ca)
+        url = urls.BrokerUrl.parse(args.broker, ca_file=args.broker_ca)
     except wire_errors.WireError as exc:
         raise errors.ControllerError(f"--broker: {exc}") from exc
+    state_dir = os.environ.get(STATE_DIR_ENV)
+    return login.login(url, Path(state_dir) if state_dir else None)
 
 
 def _topics(args: argparse.Namespace) -> topics.Topics:

@@ -1,8 +1,10 @@
 """`edgefleet-agent`: the device's command line.
 
-`run` is the agent itself. `verify` checks a captured message offline exactly
-as the agent would before applying it, which is how an operator answers "why
-did the device refuse this?".
+`join` registers the device with a join string and writes its identity into
+the state directory; `run` is the agent itself (with that identity, or a
+config from `edgefleet cluster add`). `verify` checks a captured message
+offline exactly as the agent would before applying it, which is how an
+operator answers "why did the device refuse this?".
 """
 
 from __future__ import annotations
@@ -20,20 +22,36 @@ import yaml
 
 import wire
 from edge_agent import errors as agent_errors
-from edge_agent import receiving
+from edge_agent import joining, receiving
 from edge_agent.agent import Agent
 from edge_agent.store import Store
-from wire import agent_config, errors, keys, topics
+from wire import agent_config, errors, keys, names, topics
+
+# Where a device keeps its state unless told otherwise (a packaged agent's home).
+DEFAULT_STATE_DIR = Path("/var/lib/edgefleet-agent")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgefleet-agent", description="edgefleet device agent.")
     parser.add_argument("--version", action="version", version=f"edgefleet-agent {wire.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    join = commands.add_parser("join", help="register with a join string; then 'run' needs no config")
+    join.add_argument("join_string", metavar="JOIN-STRING", help="from 'edgefleet token create'")
+    join.add_argument("--name", required=True, help="this cluster's name, unique in the fleet")
+    join.add_argument("--label", action="append", default=[], help="k=v to ask for, repeatable")
+    join.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=f"default {DEFAULT_STATE_DIR}"
+    )
+    join.add_argument("-v", "--verbose", action="store_true")
+    join.set_defaults(run=_join)
     run = commands.add_parser("run", help="run the agent: receive, verify and apply bundles")
-    run.add_argument("--config", type=Path, required=True, help="agent config (from 'edgefleet cluster add')")
     run.add_argument(
-        "--state-dir", type=Path, help="where the agent keeps its state (default: from the config)"
+        "--config", type=Path, help="agent config (default: the identity 'join' wrote in --state-dir)"
+    )
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        help=f"where the agent keeps its state (default: from the config, or {DEFAULT_STATE_DIR})",
     )
     where = run.add_mutually_exclusive_group()
     where.add_argument(
@@ -101,7 +119,16 @@ def load_config(path: Path) -> agent_config.AgentConfig:
 def build_agent(args: argparse.Namespace) -> Agent:
     from edge_agent import applying  # the kubernetes client loads only for `run`
 
-    config = load_config(args.config)
+    if args.config is None:
+        identity = joining.identity_path(args.state_dir or DEFAULT_STATE_DIR)
+        if not identity.exists():
+            raise agent_errors.ConfigError(
+                f"no identity at {identity}: run 'edgefleet-agent join JOIN-STRING --name NAME' first "
+                "(or pass --config)"
+            )
+        config = load_config(identity)
+    else:
+        config = load_config(args.config)
     state_dir = args.state_dir or (Path(config.state_dir) if config.state_dir else None)
     if state_dir is None:
         raise agent_errors.ConfigError("no state directory: pass --state-dir or set state_dir in the config")
@@ -129,6 +156,44 @@ def _run(args: argparse.Namespace) -> int:
         print(f"edgefleet-agent: error: {exc}", file=sys.stderr)
         return 1
     asyncio.run(_serve(agent))
+    return 0
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise agent_errors.ConfigError(f"--label {item!r} is not key=value")
+        labels[key] = value
+    return labels
+
+
+def _join(args: argparse.Namespace) -> int:
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.getLogger("edge_agent").setLevel(level)
+    try:
+        names.cluster(args.name)
+        joined = asyncio.run(
+            joining.join(
+                args.join_string, name=args.name, state_dir=args.state_dir, labels=_labels(args.label)
+            )
+        )
+    except errors.InvalidName as exc:
+        print(f"edgefleet-agent: error: --name: {exc}", file=sys.stderr)
+        return 1
+    except joining.JoinDenied as exc:
+        print(f"edgefleet-agent: join denied: {exc}", file=sys.stderr)
+        return 3
+    except agent_errors.AgentError as exc:
+        print(f"edgefleet-agent: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("edgefleet-agent: join interrupted; run it again to keep waiting", file=sys.stderr)
+        return 130
+    config = joined.config
+    print(f"joined as {config.cluster} in group {config.group}; identity in {joined.path}")
+    print(f"start the agent with: edgefleet-agent run --state-dir {args.state_dir}")
     return 0
 
 

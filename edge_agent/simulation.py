@@ -10,6 +10,10 @@ clusters fails every apply with a permanent error.
 
     python -m edge_agent.simulation --broker mqtt://127.0.0.1:1883 --trust key.pub.pem \\
         --clusters 20 --group edge/us-west --group edge/us-east --vary env=prod,dev
+
+On a broker that enforces edgefleet's rights (`edgefleet server`, or Mosquitto
+with dynamic security) simulated clusters join as devices do, each with the
+real join protocol, from join strings (`--join`, one per group, repeatable).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -30,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent import errors
+from edge_agent import errors, joining
 from edge_agent.agent import Agent
 from edge_agent.reporting import Observed
 from edge_agent.store import ObjectRef, Store
@@ -223,6 +228,39 @@ def agents(
     return built
 
 
+# Joins under way at once: enough to load the controller, not to exhaust file descriptors.
+JOIN_CONCURRENCY = 64
+
+
+async def joined_agents(
+    plan: Plan,
+    joins: Sequence[str],
+    *,
+    state_root: Path,
+    ready_delay: float = 0.0,
+    fail_fraction: float = 0.0,
+    timing: Mapping[str, float] | None = None,
+    concurrency: int = JOIN_CONCURRENCY,
+) -> list[Agent]:
+    """Real agents over memory clusters, each registered with the join protocol first.
+
+    Member i joins with `joins[i % len(joins)]`; its group is whatever that
+    join string's token grants (`plan.groups` only names the spread)."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(index: int, name: str, labels: dict[str, str]) -> Agent:
+        async with slots:
+            joined = await joining.join(
+                joins[index % len(joins)], name=name, state_dir=state_root / name, labels=labels
+            )
+        config = dataclasses.replace(joined.config, **(timing or {}))  # type: ignore[arg-type]
+        cluster = MemoryCluster(name, ready_delay=ready_delay, failing=_fails(name, fail_fraction))
+        return Agent(config, Store(state_root / name), cluster)
+
+    members = plan.members()
+    return list(await asyncio.gather(*(one(i, name, labels) for i, (name, _, labels) in enumerate(members))))
+
+
 async def run(simulated: list[Agent]) -> None:
     tasks = [asyncio.ensure_future(agent.run()) for agent in simulated]
     try:
@@ -238,10 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="edgefleet simulate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--broker", required=True)
-    parser.add_argument("--trust", type=Path, required=True, help="controller public key (PEM)")
+    parser.add_argument("--trust", type=Path, help="controller public key (PEM), without --join")
     parser.add_argument("--clusters", type=int, required=True)
+    parser.add_argument("--group", action="append", default=[], help="topic root; repeat to spread clusters")
     parser.add_argument(
-        "--group", action="append", required=True, help="topic root; repeat to spread clusters"
+        "--join", action="append", default=[], help="join string (one per group): clusters register first"
     )
     parser.add_argument("--labels", default="", help="labels every cluster has, k=v,...")
     parser.add_argument(
@@ -258,23 +297,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.join and (args.trust is None or not args.group):
+        print("edgefleet simulate: error: give --join, or --trust and --group", file=sys.stderr)
+        return 2
     try:
-        pem = args.trust.read_text()
-        keys.VerifyKey.from_pem(pem.encode())
+        pem = args.trust.read_text() if args.trust else ""
+        if pem:
+            keys.VerifyKey.from_pem(pem.encode())
         labels = dict(item.split("=", 1) for item in args.labels.split(",") if item)
     except (OSError, ValueError, wire_errors.WireError) as exc:
         print(f"edgefleet simulate: error: {exc}", file=sys.stderr)
         return 1
-    plan = Plan(args.clusters, tuple(args.group), labels, tuple(args.vary), args.prefix)
+    spread = tuple(args.group) or tuple(f"join-{i}" for i in range(len(args.join)))
+    plan = Plan(args.clusters, spread, labels, tuple(args.vary), args.prefix)
+    where = f"{len(args.join)} join string(s)" if args.join else f"groups {', '.join(args.group)}"
     print(
         f"{BANNER}: {args.clusters} simulated agents (real agent code, in-memory clusters) on {args.broker}; "
-        f"groups {', '.join(args.group)}",
+        f"{where}",
         flush=True,
     )
     with contextlib.ExitStack() as stack:
         root = args.state_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="edgefleet-sim-"))
         )
+        try:
+            return asyncio.run(_simulate(args, plan, pem, root))
+        except KeyboardInterrupt:
+            return 0
+
+
+async def _simulate(args: argparse.Namespace, plan: Plan, pem: str, root: Path) -> int:
+    if args.join:
+        try:
+            simulated = await joined_agents(
+                plan,
+                args.join,
+                state_root=root,
+                ready_delay=args.ready_delay,
+                fail_fraction=args.fail_fraction,
+            )
+        except errors.AgentError as exc:
+            print(f"edgefleet simulate: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{BANNER}: {len(simulated)} simulated clusters joined", flush=True)
+    else:
         simulated = agents(
             plan,
             broker=args.broker,
@@ -284,8 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ready_delay=args.ready_delay,
             fail_fraction=args.fail_fraction,
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(simulated))
+    await run(simulated)
     return 0
 
 

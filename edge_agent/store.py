@@ -63,7 +63,7 @@ class Store:
     # -- manifests --------------------------------------------------------------
 
     def save_manifest(self, bundle: str, envelope: bytes) -> None:
-        _write_atomic(self._path("manifests", bundle, ".bin"), envelope)
+        write_atomic(self._path("manifests", bundle, ".bin"), envelope)
 
     def manifests(self) -> dict[str, bytes]:
         found = {}
@@ -99,7 +99,7 @@ class Store:
             "complete": record.complete,
             "inventory": [ref.__dict__ for ref in record.inventory],
         }
-        _write_atomic(self._path("applied", bundle, ".json"), json.dumps(document, indent=1).encode())
+        write_atomic(self._path("applied", bundle, ".json"), json.dumps(document, indent=1).encode())
 
     def next_session(self) -> int:
         """A number larger than any this agent used before: one per broker connection.
@@ -116,7 +116,7 @@ class Store:
             raise errors.StateError(f"cannot read {path}: {exc}") from exc
         # Time-based, so an agent whose state directory was wiped still outranks its past sessions.
         session = max(current + 1, int(time.time() * 1000))
-        _write_atomic(path, str(session).encode())
+        write_atomic(path, str(session).encode())
         return session
 
     def bundles(self) -> list[str]:
@@ -138,7 +138,8 @@ def _applied_from_json(raw: Any, path: Path) -> Applied:
         raise errors.StateError(f"{path} is not an applied record: {exc}") from exc
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (mode 0600) so readers see the old file or the new one, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -4,14 +4,17 @@
        topology: groups edge/us-west, edge/us-east and edge/onprem-arm64
        (each with a region label), so bundles land on topics such as
        edge/us-west/bundles/<bundle>;
-    2. the embedded MQTT broker and the controller in this process;
-    3. two simulated clusters per group, env=prod and env=dev: the real agent
-       code over in-memory clusters (edge_agent.simulation), labelled as a
-       simulation in what it prints;
+    2. the embedded MQTT broker, admitting only the controller's registry,
+       and the controller in this process;
+    3. a join token per group, and two simulated clusters per group (env=prod
+       and env=dev) that join with it: the real join protocol and the real
+       agent code over in-memory clusters (edge_agent.simulation), labelled
+       as a simulation in what it prints;
     4. every example bundle applied (signed, one retained manifest per group);
     5. wait until the fleet summary shows every desired deployment ready,
        then print `edgefleet status` and `edgefleet clusters` as read back
-       from the broker, and a forged envelope being refused.
+       from the broker, a forged envelope being refused by a device, and a
+       device's credentials being refused a bundle topic by the broker.
 
 Run it with `make demo`. Exits 0 only when the fleet converged.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import tempfile
@@ -28,10 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from broker import embedded
-from controller import aggregating, delivering, keystore, publishing, status_cli
+from controller import aggregating, delivering, join_cli, keystore, login, publishing, security, status_cli
+from controller.identities import Identities, controller_password
 from controller.state import Group, State
 from edge_agent import simulation
-from wire import envelopes, keys, manifests, topics
+from wire import envelopes, keys, manifests, topics, urls
 
 EXAMPLES = Path(__file__).resolve().parent
 BUNDLES = ("hello-web", "helm-app", "kustomize-app", "multi-region", "plain-overlays", "canary")
@@ -54,8 +59,13 @@ async def _converged(url: object, space: topics.Topics, deadline: float) -> stat
         except Exception:  # nothing published yet
             snapshot = status_cli.Snapshot(space)
         fleet = snapshot.fleet
-        if fleet is not None and fleet["desired"] > 0 and fleet["ready"] == fleet["desired"]:
-            return snapshot
+        documents = [*snapshot.bundles.values(), *snapshot.groups.values()]
+        if (
+            fleet is not None
+            and fleet["desired"] > 0
+            and all(doc["ready"] == doc["desired"] for doc in [fleet, *documents])
+        ):
+            return snapshot  # every summary read agrees, not just the first one updated
         if time.monotonic() > deadline:
             raise TimeoutError(f"the fleet did not converge within {CONVERGE_TIMEOUT:.0f}s: {fleet}")
         await asyncio.sleep(0.25)
@@ -66,26 +76,34 @@ async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
     state = State.open(state_dir)
     for name, labels in GROUPS.items():
         state.add_group(Group(name, name, labels))
+    registry = Identities(state)
+    registry.ensure_controller(controller_password(state_dir))
     space = topics.Topics()
     out(f"controller key {key.verify_key.fingerprint}; groups {', '.join(GROUPS)}")
-    async with embedded.serve() as endpoint:
-        url = endpoint.url
-        out(f"embedded broker on {url}; controller aggregating fleet readiness")
-        aggregator = asyncio.ensure_future(aggregating.Aggregator(state_dir, url, space, SETTINGS).run())
+    authority = security.RegistryAuthority(Identities(State.open(state_dir)))
+    async with embedded.serve(authority=authority, space=space) as endpoint:
+        url = login.as_controller(endpoint.url, state_dir)
+        out(f"embedded broker on {endpoint.url} (registered clients only); controller aggregating")
+        aggregator = asyncio.ensure_future(
+            aggregating.Aggregator(
+                state_dir, url, space, SETTINGS, broker_security=security.Embedded(endpoint.disconnect)
+            ).run()
+        )
+        joins = [
+            join_cli.issue(registry, key, group=group, broker=endpoint.url)[1].encode() for group in GROUPS
+        ]
+        out(f"join tokens for {len(joins)} groups: $ edgefleet token create --group <group>")
         plan = simulation.Plan(
             clusters=2 * len(GROUPS), groups=tuple(GROUPS), vary=("env=prod,dev",), prefix="pi"
         )
         with tempfile.TemporaryDirectory(prefix="edgefleet-demo-agents-") as agents_dir:
-            simulated = simulation.agents(
-                plan,
-                broker=str(url),
-                trusted_pem=key.verify_key.to_pem().decode(),
-                state_root=Path(agents_dir),
-                ready_delay=0.5,
-                timing=TIMING,
+            started = time.monotonic()
+            simulated = await simulation.joined_agents(
+                plan, joins, state_root=Path(agents_dir), ready_delay=0.5, timing=TIMING
             )
             banner = f"{simulation.BANNER}: {len(simulated)} simulated clusters"
-            out(f"{banner} (real agent code, in-memory clusters)")
+            took = time.monotonic() - started
+            out(f"{banner} joined in {took:.1f}s (real join and agent code, in-memory clusters)")
             fleet = asyncio.ensure_future(simulation.run(simulated))
             try:
                 for bundle in BUNDLES:
@@ -106,12 +124,37 @@ async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
                         out(line)
                     out("")
                 await _forgery(simulated[0], url, space, out)
+                await _trespass(simulated[1], url, space, out)
             finally:
                 fleet.cancel()
                 aggregator.cancel()
                 await asyncio.gather(fleet, aggregator, return_exceptions=True)
                 state.close()
     return 0
+
+
+async def _trespass(
+    agent: simulation.Agent, url: urls.BrokerUrl, space: topics.Topics, out: Callable[[str], None]
+) -> None:
+    """A device's own credentials try to publish a bundle and read another group: the broker says no."""
+    config = agent.config
+    topic = space.bundle(config.group, "trespass")
+    other = next(group for group in GROUPS if group != config.group)
+    async with publishing.client(url, identifier="edgefleet-demo-watcher") as watcher:
+        await watcher.subscribe(topic, qos=1)
+        # The device's credentials only work with its own client id (this takes its session over).
+        device = publishing.client(config.broker_url(), identifier=f"edgefleet-agent-{config.cluster}")
+        async with device as intruder:
+            granted = await intruder.subscribe(space.bundles_filter(other), qos=1)
+            await intruder.publish(topic, b"not a bundle", qos=1)
+        arrived = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):  # a demo shows absence over a short window
+                arrived.append(await anext(watcher.messages))
+    code = granted[0].value if isinstance(granted, list) else granted
+    refused_read = "refused" if code >= 0x80 else "ALLOWED"
+    dropped = "dropped" if not arrived else "DELIVERED"
+    out(f"{config.cluster}'s own credentials: publish on {topic} {dropped}; read {other} {refused_read}")
 
 
 async def _forgery(

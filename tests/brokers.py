@@ -2,13 +2,18 @@
 
 Both listen on free loopback ports over real TCP. Mosquitto gets a generated
 config in the test's temp dir; it is started once per session (tests isolate
-themselves by topic root, see `conftest.topic_root`).
+themselves by topic root, see `conftest.topic_root`). `secured_mosquitto`
+runs it as production does: no anonymous clients, the dynamic-security
+plugin initialised with `mosquitto_ctrl dynsec init`, and TLS.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -45,9 +50,41 @@ def _accepts(port: int) -> bool:
         return False
 
 
+DYNSEC_PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so")
+DYNSEC_ADMIN = "admin"
+
+
+def dynsec_plugin() -> str:
+    for pattern in DYNSEC_PLUGIN_GLOBS:
+        for found in glob.glob(pattern):
+            return found
+    raise RuntimeError("mosquitto_dynamic_security.so not found; `make test` installs the mosquitto package")
+
+
+@contextmanager
+def secured_mosquitto(workdir: Path, tls: tlscerts.TlsFiles) -> Iterator[urls.BrokerUrl]:
+    """Mosquitto with dynamic security and TLS; yields the admin's URL (user and password in it)."""
+    password = secrets.token_urlsafe(16)
+    dynsec = workdir / "dynamic-security.json"
+    subprocess.run(
+        ["mosquitto_ctrl", "dynsec", "init", str(dynsec), DYNSEC_ADMIN, password],
+        check=True,
+        capture_output=True,
+    )
+    extra = (
+        f"plugin {dynsec_plugin()}\nplugin_opt_config_file {dynsec}\n"
+    )
+    with mosquitto(workdir, extra_config=extra, tls=tls, anonymous=False) as url:
+        yield dataclasses.replace(url, username=DYNSEC_ADMIN, password=password)
+
+
 @contextmanager
 def mosquitto(
-    workdir: Path, *, extra_config: str = "", tls: tlscerts.TlsFiles | None = None
+    workdir: Path,
+    *,
+    extra_config: str = "",
+    tls: tlscerts.TlsFiles | None = None,
+    anonymous: bool = True,
 ) -> Iterator[urls.BrokerUrl]:
     binary = mosquitto_binary()
     if binary is None:
@@ -59,7 +96,7 @@ def mosquitto(
     if tls is not None:
         listener += f"cafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}\n"
     config.write_text(
-        listener + "allow_anonymous true\n"
+        listener + f"allow_anonymous {'true' if anonymous else 'false'}\n"
         "persistence false\n"
         "log_dest stderr\n"
         "log_type error\n"

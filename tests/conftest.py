@@ -9,13 +9,21 @@ from pathlib import Path
 import pytest
 
 from broker import embedded
-from tests import brokers
+from tests import brokers, tlscerts
 from wire import keys, urls
 
 
 @pytest.fixture(scope="session")
 def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[urls.BrokerUrl]:
     with brokers.mosquitto(tmp_path_factory.mktemp("mosquitto")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def secured_mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[urls.BrokerUrl]:
+    """Mosquitto with dynamic security and TLS; the URL carries the dynsec admin's login."""
+    workdir = tmp_path_factory.mktemp("secured-mosquitto")
+    with brokers.secured_mosquitto(workdir, tlscerts.make(workdir / "tls")) as url:
         yield url
 
 

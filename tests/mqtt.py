@@ -17,7 +17,12 @@ async def retained(
     tls = aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None
     async with asyncio.timeout(timeout):  # connecting included: a wedged broker must not hang a test
         async with aiomqtt.Client(
-            url.host, url.port, protocol=aiomqtt.ProtocolVersion.V311, tls_params=tls
+            url.host,
+            url.port,
+            username=url.username,
+            password=url.password,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            tls_params=tls,
         ) as client:
             await client.subscribe(topic_filter, qos=1)
             async for message in client.messages:

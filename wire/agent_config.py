@@ -1,13 +1,16 @@
 """The agent's configuration document: written by the controller, read on the device.
 
-`edgefleet cluster add` writes it and `edgefleet-agent run --config` reads it,
-so its shape is part of the contract between the two sides. Until
-registration exists it is how an agent learns its name, group, labels,
-broker and the controller keys it trusts. Pure: the caller does the file I/O.
+`edgefleet-agent join` writes it into the agent's state directory from the
+controller's sealed registration grant (`edgefleet cluster add` writes one for
+a cluster set up by hand), and `edgefleet-agent run` reads it, so its shape is
+part of the contract between the two sides: the agent's name, group, labels,
+broker and broker credentials, and the controller keys it trusts. It holds a
+password, so it is written 0600. Pure: the caller does the file I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +38,8 @@ class AgentConfig:
     topic_prefix: str = "fleet"
     state_dir: str | None = None
     ca_file: str | None = None  # CA of the broker's TLS certificate; None: the system's CAs
+    username: str | None = None  # broker credentials issued at registration
+    password: str | None = field(default=None, repr=False)
     keepalive: int = DEFAULT_KEEPALIVE
     heartbeat: float = DEFAULT_HEARTBEAT
     observe_interval: float = DEFAULT_OBSERVE_INTERVAL
@@ -43,7 +48,10 @@ class AgentConfig:
         return keys.keyring(keys.VerifyKey.from_pem(pem.encode()) for pem in self.trusted_keys)
 
     def broker_url(self) -> urls.BrokerUrl:
-        return urls.BrokerUrl.parse(self.broker, ca_file=self.ca_file)
+        url = urls.BrokerUrl.parse(self.broker, ca_file=self.ca_file)
+        if self.username is None:
+            return url
+        return dataclasses.replace(url, username=self.username, password=self.password)
 
 
 def to_document(config: AgentConfig) -> dict[str, Any]:
@@ -58,8 +66,9 @@ def to_document(config: AgentConfig) -> dict[str, Any]:
     }
     if config.state_dir is not None:
         document["state_dir"] = config.state_dir
-    if config.ca_file is not None:
-        document["ca_file"] = config.ca_file
+    for key in ("ca_file", "username", "password"):
+        if getattr(config, key) is not None:
+            document[key] = getattr(config, key)
     for key, default in (
         ("keepalive", DEFAULT_KEEPALIVE),
         ("heartbeat", DEFAULT_HEARTBEAT),
@@ -90,12 +99,13 @@ def from_document(document: object) -> AgentConfig:
     if not isinstance(trusted, list) or not trusted or not all(isinstance(k, str) for k in trusted):
         raise errors.Malformed("agent config needs 'trusted_keys': a list of PEM public keys")
     prefix = document.get("topic_prefix", "fleet")
-    state_dir = document.get("state_dir")
-    ca_file = document.get("ca_file")
+    optional = {key: document.get(key) for key in ("state_dir", "ca_file", "username", "password")}
     if not isinstance(prefix, str) or any(
-        v is not None and not isinstance(v, str) for v in (state_dir, ca_file)
+        v is not None and not isinstance(v, str) for v in optional.values()
     ):
-        raise errors.Malformed("agent config 'topic_prefix', 'state_dir' and 'ca_file' must be strings")
+        raise errors.Malformed(
+            "agent config 'topic_prefix', 'state_dir', 'ca_file', 'username' and 'password' must be strings"
+        )
     timing = {}
     for key, default in (
         ("keepalive", DEFAULT_KEEPALIVE),
@@ -113,8 +123,10 @@ def from_document(document: object) -> AgentConfig:
         trusted_keys=tuple(trusted),
         labels=dict(labels),
         topic_prefix=prefix,
-        state_dir=state_dir,
-        ca_file=ca_file,
+        state_dir=optional["state_dir"],
+        ca_file=optional["ca_file"],
+        username=optional["username"],
+        password=optional["password"],
         keepalive=int(timing["keepalive"]),
         heartbeat=float(timing["heartbeat"]),
         observe_interval=float(timing["observe_interval"]),

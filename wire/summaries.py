@@ -8,6 +8,8 @@ and `<prefix>/summary/groups/<group>`. Every count is over the clusters that
 - `offline`: the device's presence says offline (its last state is kept, but
   it is never counted as ready: Fleet hides offline clusters inside Ready,
   we do not);
+- `revoked` (group: names, fleet: a count): clusters whose registration was
+  revoked; they count nowhere else;
 - `states`: how many desired clusters are in each bundle state (offline ones
   included, by their last report; `Pending` when a cluster never reported
   the bundle, `OutOfSync` when it reports an older deployment);
@@ -73,6 +75,7 @@ class GroupSummary(Counts):
     online: int
     bundles: dict[str, BundleCell]
     cluster_rows: list[ClusterRow]
+    revoked: list[str]  # revoked clusters of the group (at most MAX_NON_READY names); never counted
     ts: float
 
 
@@ -82,6 +85,7 @@ class FleetSummary(Counts):
     bundles: int
     bundles_ready: int
     groups: int
+    revoked: int  # clusters revoked, fleet-wide; counted nowhere else
     ts: float
 
 

@@ -82,6 +82,14 @@ class Topics:
     def register_reply(self, client_id: str) -> str:
         return f"{self.prefix}/register/{names.cluster(client_id)}/reply"
 
+    def register_filter(self) -> str:
+        """Every join request (the controller subscribes to it)."""
+        return f"{self.prefix}/register/+"
+
+    def register_reply_filter(self) -> str:
+        """Every join reply: nobody may subscribe to it (wire.rights)."""
+        return f"{self.prefix}/register/+/reply"
+
     def summary(self) -> str:
         return f"{self.prefix}/summary"
 
