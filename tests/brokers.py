@@ -42,7 +42,7 @@ def free_port() -> int:
         return port
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
@@ -106,7 +106,7 @@ def mosquitto(
     process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         waiting.until(
-            lambda: process.poll() is not None or _accepts(port), timeout=10, what="mosquitto to listen"
+            lambda: process.poll() is not None or accepts(port), timeout=10, what="mosquitto to listen"
         )
         if process.poll() is not None:
             raise RuntimeError(

@@ -73,7 +73,9 @@ class Secured:
 
     async def settled(self) -> None:
         """Until the controller has carried every registry change to the broker."""
-        await waiting.until_async(lambda: not self.registry.changes(), timeout=15, what="broker changes applied")
+        await waiting.until_async(
+            lambda: not self.registry.changes(), timeout=15, what="broker changes applied"
+        )
 
     def client(self, username: str | None, password: str | None, identifier: str) -> aiomqtt.Client:
         return aiomqtt.Client(
@@ -140,7 +142,16 @@ async def secured_fleet(
                 aggregator = aggregating.Aggregator(state_dir, own, space, SETTINGS, broker_security=admin)
                 assert url.ca_file is not None
                 secured = Secured(
-                    kind, url, own, state_dir, state, registry, key, group, aggregator, tlsca.der_of(Path(url.ca_file))
+                    kind,
+                    url,
+                    own,
+                    state_dir,
+                    state,
+                    registry,
+                    key,
+                    group,
+                    aggregator,
+                    tlsca.der_of(Path(url.ca_file)),
                 )
                 async with _running(aggregator):
                     yield secured

@@ -83,13 +83,15 @@ def _sign_by_hand(
 ) -> bytes:
     """A reply whose signature is made here, over `domain` + the documented signed structure."""
     signed = domain + msgpack.packb([*fields, client_id, recipient], use_bin_type=True)
-    return msgpack.packb([*fields, key.sign(signed)], use_bin_type=True)
+    packed: bytes = msgpack.packb([*fields, key.sign(signed)], use_bin_type=True)
+    return packed
 
 
 def _tamper(payload: bytes, index: int, value: Any) -> bytes:
     fields = msgpack.unpackb(payload, raw=False)
     fields[index] = value
-    return msgpack.packb(fields, use_bin_type=True)
+    packed: bytes = msgpack.packb(fields, use_bin_type=True)
+    return packed
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -673,11 +675,6 @@ def test_every_join_string_error_is_a_wire_error() -> None:
             joining.JoinString.parse(bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="product bug: JoinString.parse lets RecursionError escape for deeply nested JSON",
-)
 def test_join_string_nested_too_deeply_is_a_wire_error() -> None:
     text = joining.PREFIX + base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")
     assert len(text) < joining.MAX_JOIN_STRING
@@ -685,11 +682,17 @@ def test_join_string_nested_too_deeply_is_a_wire_error() -> None:
         joining.JoinString.parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="product bug: JoinString.parse catches only binascii.Error for 'ca'; non-ASCII raises ValueError",
-)
 def test_join_string_with_a_non_ascii_ca_is_a_wire_error() -> None:
     with pytest.raises(errors.WireError):
         joining.JoinString.parse(_join_text(_join_document(ca="é")))
+
+
+def test_join_string_with_a_bad_topic_prefix_is_refused_before_anything_is_written() -> None:
+    with pytest.raises(errors.InvalidName):
+        joining.JoinString.parse(_join_text(_join_document(prefix="#")))
+
+
+def test_request_version_must_be_the_integer_one() -> None:
+    for version in (True, 1.0, "1"):
+        with pytest.raises(errors.UnsupportedVersion):
+            registration.decode_request(_encoded(_request_document(version=version)))

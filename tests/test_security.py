@@ -26,7 +26,9 @@ from tests.secured import Secured, quick_backoff, secured_fleet
 from wire import joining as join_strings
 from wire import keys, summaries
 
-CONFIG = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {mode: fast}\n"
+CONFIG = (
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {mode: fast}\n"
+)
 
 
 @pytest.fixture(params=["mosquitto", "amqtt"])
@@ -63,7 +65,9 @@ async def _refused_connect(secured: Secured, username: str, password: str | None
 async def _as_cluster(secured: Secured, joined: joining.Joined) -> AsyncIterator[aiomqtt.Client]:
     config = joined.config
     assert config.username is not None
-    async with secured.client(config.username, config.password, identities.agent_client_id(config.cluster)) as c:
+    async with secured.client(
+        config.username, config.password, identities.agent_client_id(config.cluster)
+    ) as c:
         yield c
 
 
@@ -73,7 +77,9 @@ async def _drain(client: aiomqtt.Client, seconds: float) -> list[tuple[str, byte
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             async for message in client.messages:
-                got.append((message.topic.value, message.payload if isinstance(message.payload, bytes) else b""))
+                got.append(
+                    (message.topic.value, message.payload if isinstance(message.payload, bytes) else b"")
+                )
     return got
 
 
@@ -153,7 +159,9 @@ async def test_bad_tokens_are_refused_clearly_and_create_nothing(
     name = _name()
     with pytest.raises(joining.JoinRefused) as refused:
         await _join(secured, join, name, tmp_path / "device")
-    assert how.split()[0] in str(refused.value) or (how == "forged" and "secret is wrong" in str(refused.value))
+    assert how.split()[0] in str(refused.value) or (
+        how == "forged" and "secret is wrong" in str(refused.value)
+    )
     _nothing_created(secured, name)
 
 
@@ -277,7 +285,9 @@ async def test_a_bootstrap_client_cannot_read_another_clients_reply(secured: Sec
     secret = join_strings.JoinString.parse(join).secret
     await secured.settled()
     space = secured.space
-    async with secured.client(tokens.bootstrap_username(token.id), secret, identities.bootstrap_client_id()) as spy:
+    async with secured.client(
+        tokens.bootstrap_username(token.id), secret, identities.bootstrap_client_id()
+    ) as spy:
         assert _refused(await spy.subscribe(space.register_reply_filter(), qos=1))
         assert _refused(await spy.subscribe(f"{space.prefix}/register/#", qos=1))
         assert _refused(await spy.subscribe(f"{space.prefix}/#", qos=1))
@@ -327,4 +337,3 @@ def _controller_login(secured: Secured) -> tuple[str, str]:
 def _refused(result: object) -> bool:
     codes = result if isinstance(result, list) else [result]
     return all(getattr(code, "value", code) >= 0x80 for code in codes)
-

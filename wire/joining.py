@@ -12,12 +12,11 @@ Shape: `edgefleet-join-v1:` + base64url (no padding) of a small JSON map.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass
 
-from wire import errors, urls
+from wire import errors, topics, urls
 
 PREFIX = "edgefleet-join-v1:"
 # A join string with an embedded CA is about 1 KB; anything past this is not one.
@@ -45,6 +44,7 @@ class JoinString:
             raise errors.Malformed("join string: the token secret is not one")
         if not _FINGERPRINT.fullmatch(self.fingerprint):
             raise errors.Malformed(f"join string: fingerprint {self.fingerprint[:60]!r} is not SHA256:...")
+        topics.Topics(self.topic_prefix)
 
     def encode(self) -> str:
         document: dict[str, str] = {
@@ -70,7 +70,7 @@ class JoinString:
         body = text[len(PREFIX) :]
         try:
             document = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except (binascii.Error, ValueError) as exc:
+        except (ValueError, RecursionError) as exc:  # binascii.Error is a ValueError
             raise errors.Malformed(f"join string is damaged (copy it again in full): {exc}") from exc
         if not isinstance(document, dict):
             raise errors.Malformed("join string is damaged: its content is not a map")
@@ -83,7 +83,7 @@ class JoinString:
             raise errors.Malformed("join string: 'ca' must be base64 DER")
         try:
             ca_der = base64.b64decode(ca, validate=True) if ca is not None else None
-        except binascii.Error as exc:
+        except ValueError as exc:
             raise errors.Malformed(f"join string: 'ca' is not base64: {exc}") from exc
         return cls(
             broker=document["broker"],

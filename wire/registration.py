@@ -131,7 +131,7 @@ def decode_request(payload: bytes) -> Request:
         raise errors.Malformed(f"registration request is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise errors.Malformed("registration request must be a JSON object")
-    if document.get("version") != VERSION:
+    if type(document.get("version")) is not int or document["version"] != VERSION:
         raise errors.UnsupportedVersion(f"registration request version {document.get('version')!r}")
     for key in ("token", "secret", "name", "public_key"):
         if not isinstance(document.get(key), str) or len(document[key]) > _MAX_TEXT:
@@ -249,7 +249,7 @@ def open_reply(
     if not isinstance(fields, list) or len(fields) != _REPLY_FIELDS:
         raise errors.Malformed("registration reply must be a 7-element array")
     version, outcome, message, signer, ephemeral, sealed, signature = fields
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:
         raise errors.UnsupportedVersion(f"registration reply version {version!r}")
     if not all(isinstance(v, bytes) for v in (signer, ephemeral, sealed, signature)) or not isinstance(
         message, str
