@@ -1,0 +1,637 @@
+"""Join benchmark: how many agents per second the controller registers in a join storm.
+
+Run with `PATH=.venv/bin:$PATH .venv/bin/python bench/join.py` (1,000 agents on
+each broker; a few minutes). It prints plain-text tables; docs/benchmarks.md
+records a run of them.
+
+Why: a site that images a batch of devices with one join string sees them all
+ask at once. Every approval is a SQLite transaction (cluster, credential,
+join request, token use, queued broker change), a broker change carried to
+the broker before the reply goes out (controller.registering), and a signed
+reply sealed to the device's key. This measures how fast that goes, and what
+it costs the controller.
+
+For each broker (`--broker`):
+
+- amqtt: the embedded broker served in this process with the registry's
+  authority (`security.RegistryAuthority`), as `edgefleet server` and
+  examples/demo.py run it; broker changes go through `security.Embedded`.
+- mosquitto: Debian's Mosquitto as a subprocess with the dynamic-security
+  plugin (`mosquitto_ctrl dynsec init`, `allow_anonymous false`), driven by
+  `controller.dynsec` as `edgefleet controller` (server_cli.serve_external)
+  does.
+
+Either way the controller (`aggregating.Aggregator` and its `Registrar`) runs
+in this process, with `Settings(security_interval=SECURITY_INTERVAL)` and the
+other settings at their defaults, over plain TCP on a free 127.0.0.1 port (no
+TLS: the figures leave out TLS handshakes). One auto-approving join token for
+one group is issued and carried to the broker before the storm.
+
+The joining agents run in a second process: this script run again with the
+hidden `--driver` option, so agents and controller do not share an event loop
+or a core's worth of interpreter. The driver imports, says it is ready, and
+then runs `edge_agent.joining.join` (the real join code, with the device's
+default backoff) for `--agents` names, at most `--concurrency` at once, each
+with its own state directory. A join's latency is from its `join()` call
+(after it got a slot) until `join()` returned with the identity written; the
+wall time is from the first join's start to the last join's end.
+
+Costs: this process's CPU seconds (`resource.getrusage`, user + system) from
+the moment the driver is told to start until its results arrive (amqtt's
+broker work counts here too), and the peak RSS of this process over the
+storm (VmHWM, reset through /proc/self/clear_refs at the start, so a second
+broker's peak does not include the first's; `ru_maxrss` cannot be reset).
+Mosquitto's CPU is read from /proc/PID/stat, the driver reports its own.
+"requests" counts the join requests the controller answered: more than the
+agents when a reply took longer than an agent's 1 s wait and it asked again.
+
+Checked afterwards, and the run fails loudly otherwise: no join failed or was
+refused, the registry holds exactly `--agents` clusters, no broker change is
+left queued, and `SPOT_CHECK` joined identities (a spread sample) each log in
+with their own credentials and client id `edgefleet-agent-<name>`, while one
+of them is refused under another client id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import dataclasses
+import io
+import json
+import logging
+import os
+import platform
+import pstats
+import pwd
+import resource
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Python puts bench/ first on sys.path, and bench/wire.py is there: without this,
+# `import wire` would import that script instead of the package.
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
+
+import aiomqtt  # noqa: E402
+
+from bench.reporting import command_first_line, cpu_model, median, ms, p90, table  # noqa: E402
+from broker import embedded  # noqa: E402
+from controller import aggregating, dynsec, join_cli, keystore, login, security  # noqa: E402
+from controller.identities import Identities, agent_client_id, controller_password  # noqa: E402
+from controller.state import Group, State  # noqa: E402
+from wire import topics, urls  # noqa: E402
+
+GROUP = "bench/site"
+NAME_PREFIX = "bench"
+SECURITY_INTERVAL = 0.2
+SETTINGS = aggregating.Settings(security_interval=SECURITY_INTERVAL)
+SPOT_CHECK = 20
+SETTLE_TIMEOUT = 30.0  # for the token's account to reach the broker, the controller to start
+JOIN_TIMEOUT = 300.0  # for any one join, in the driver: beyond it the join counts as failed
+STORM_TIMEOUT = 1800.0  # for the whole driver
+DYNSEC_ADMIN = "admin"
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- the driver: the joining agents, in their own process ---------------------------------------
+
+
+async def drive(state_root: Path, agents: int, concurrency: int) -> dict[str, Any]:
+    from edge_agent import joining  # the driver needs only the agent's half
+
+    complaints = Counting()
+    logging.getLogger("edge_agent").addHandler(complaints)
+    print("ready", flush=True)
+    text = (await asyncio.to_thread(sys.stdin.readline)).strip()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    slots = asyncio.Semaphore(concurrency)
+    spans: list[tuple[float, float]] = []
+    failures: list[str] = []
+
+    async def one(index: int) -> None:
+        name = f"{NAME_PREFIX}-{index:05d}"
+        async with slots:
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(JOIN_TIMEOUT):
+                    joined = await joining.join(text, name=name, state_dir=state_root / name)
+                if joined.config.cluster != name:
+                    raise RuntimeError(f"joined as {joined.config.cluster}")
+            except Exception as exc:
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+                return
+            spans.append((started, time.perf_counter()))
+
+    await asyncio.gather(*(one(i) for i in range(agents)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "latencies": [end - start for start, end in spans],
+        "wall": max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0,
+        "failures": failures,
+        "cpu": cpu_seconds(after) - cpu_seconds(usage),
+        "warnings": complaints.count,
+        "warning_lines": complaints.lines[:5],
+    }
+
+
+class Counting(logging.Handler):
+    """Counts records at WARNING and above; keeps the first few."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if len(self.lines) < 20:
+            self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+def cpu_seconds(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- this process: helpers ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of process `pid` in seconds (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux >= 4.0); False if not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+async def until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
+    if found is None:
+        raise RuntimeError("mosquitto is not installed; `make test` installs the Debian package")
+    return found
+
+
+@contextmanager
+def mosquitto(workdir: Path) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
+    """Mosquitto with dynamic security, no anonymous clients, plain TCP; yields the admin's URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(16)
+    store = workdir / "dynamic-security.json"
+    subprocess.run(
+        ["mosquitto_ctrl", "dynsec", "init", str(store), DYNSEC_ADMIN, password],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    config = workdir / "mosquitto.conf"
+    # Started as root, mosquitto drops to user "mosquitto", who cannot read these files.
+    config.write_text(
+        f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous false\n"
+        "persistence false\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\n"
+        f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {store}\n"
+    )
+    log_path = workdir / "mosquitto.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(config)], stdout=log_file, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while process.poll() is None and not accepts(port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mosquitto did not listen within 10 s")
+                time.sleep(0.05)
+            if process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {process.returncode}: {log_path.read_text()}")
+            yield urls.BrokerUrl("127.0.0.1", port, username=DYNSEC_ADMIN, password=password), process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# -- this process: the controller and the storm --------------------------------------------------
+
+
+@dataclass
+class Result:
+    broker: str
+    agents: int
+    concurrency: int
+    wall: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    refused: int = 0
+    requests: int = 0
+    controller_cpu: float = 0.0
+    peak_rss_kib: int = 0
+    peak_reset: bool = False
+    broker_cpu: float | None = None  # Mosquitto's, when it is a separate process
+    driver_cpu: float = 0.0
+    driver_warnings: int = 0
+    driver_warning_lines: list[str] = field(default_factory=list)
+    controller_complaints: list[str] = field(default_factory=list)
+    clusters: int = 0
+    queued_changes: int = 0
+    logins_ok: int = 0
+    logins_tried: int = 0
+    impostor_refused: bool = False
+    profile: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Controller:
+    state_dir: Path
+    state: State
+    registry: Identities
+    password: str
+    space: topics.Topics
+
+
+def new_controller(state_dir: Path) -> Controller:
+    keystore.init(state_dir)
+    state = State.open(state_dir)
+    state.add_group(Group(GROUP, GROUP, {}))
+    registry = Identities(state)
+    password = controller_password(state_dir)
+    registry.ensure_controller(password)
+    return Controller(state_dir, state, registry, password, topics.Topics())
+
+
+@asynccontextmanager
+async def controller_on(
+    kind: str, ctl: Controller, workdir: Path
+) -> AsyncIterator[tuple[urls.BrokerUrl, aggregating.Aggregator, int | None]]:
+    """The broker and an Aggregator for it (not yet running): (devices' URL, aggregator, Mosquitto's pid)."""
+    if kind == "amqtt":
+        authority = security.RegistryAuthority(Identities(State.open(ctl.state_dir)))
+        async with embedded.serve(authority=authority, space=ctl.space) as endpoint:
+            own = login.as_controller(endpoint.url, ctl.state_dir)
+            aggregator = aggregating.Aggregator(
+                ctl.state_dir,
+                own,
+                ctl.space,
+                SETTINGS,
+                broker_security=security.Embedded(endpoint.disconnect),
+            )
+            yield endpoint.url, aggregator, None
+        return
+    with mosquitto(workdir / "mosquitto") as (admin_url, process):
+        async with dynsec.connect(admin_url, ctl.space, ctl.registry) as admin:
+            await admin.prepare(ctl.password)
+            url = dataclasses.replace(admin_url, username=None, password=None)
+            own = login.as_controller(url, ctl.state_dir)
+            aggregator = aggregating.Aggregator(
+                ctl.state_dir, own, ctl.space, SETTINGS, broker_security=admin
+            )
+            yield url, aggregator, process.pid
+
+
+async def storm(kind: str, workdir: Path, args: argparse.Namespace) -> Result:
+    result = Result(kind, args.agents, args.concurrency)
+    ctl = new_controller(workdir / "controller")
+    complaints = Counting()
+    logging.getLogger().addHandler(complaints)
+    try:
+        async with controller_on(kind, ctl, workdir) as (url, aggregator, broker_pid):
+            running = asyncio.ensure_future(aggregator.run())
+            try:
+                key = keystore.load(ctl.state_dir)
+                _, join = join_cli.issue(ctl.registry, key, group=GROUP, broker=url)
+                # The token's account is on the broker once the controller's sweep emptied the queue.
+                await until(lambda: not ctl.registry.changes(), SETTLE_TIMEOUT, "the token's broker account")
+                await until(lambda: aggregator.registrar is not None, SETTLE_TIMEOUT, "the registrar")
+                registrar = aggregator.registrar
+                assert registrar is not None
+                answered = count_requests(registrar)
+                await run_driver(result, join.encode(), workdir / "agents", args, broker_pid)
+                result.requests = answered()
+                result.refused = registrar.refused
+                # Nothing should be left queued; give the sweep a moment if something is.
+                with contextlib.suppress(RuntimeError):
+                    await until(lambda: not ctl.registry.changes(), 5.0, "queued broker changes")
+                await verify(result, ctl, url, workdir / "agents")
+            finally:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+    finally:
+        logging.getLogger().removeHandler(complaints)
+        ctl.state.close()
+    result.controller_complaints = complaints.lines
+    if result.failures:
+        result.problems.append(f"{len(result.failures)} join(s) failed, e.g. {result.failures[:3]}")
+    if result.refused:
+        result.problems.append(f"the controller refused {result.refused} join request(s)")
+    if result.clusters != args.agents:
+        result.problems.append(f"the registry holds {result.clusters} clusters, not {args.agents}")
+    if result.queued_changes:
+        result.problems.append(f"{result.queued_changes} broker change(s) left queued")
+    if result.logins_ok != result.logins_tried:
+        result.problems.append(f"only {result.logins_ok} of {result.logins_tried} sampled identities log in")
+    if not result.impostor_refused:
+        result.problems.append("a cluster's credentials were accepted under another client id")
+    return result
+
+
+def count_requests(registrar: Any) -> Any:
+    """Count the join requests `registrar` answers (wraps its `handle`); returns the counter."""
+    handle = registrar.handle
+    seen = [0]
+
+    async def counted(client_id: str, payload: bytes, send: Any) -> None:
+        seen[0] += 1
+        await handle(client_id, payload, send)
+
+    registrar.handle = counted
+    return lambda: seen[0]
+
+
+async def run_driver(
+    result: Result, join: str, state_root: Path, args: argparse.Namespace, broker_pid: int | None
+) -> None:
+    command = [sys.executable, str(Path(__file__).resolve()), "--driver", str(state_root)]
+    command += ["--agents", str(args.agents), "--concurrency", str(args.concurrency)]
+    stderr = (state_root.parent / "driver.log").open("wb")
+    driver = await asyncio.create_subprocess_exec(
+        *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+    )
+    assert driver.stdin is not None and driver.stdout is not None
+    try:
+        ready = await asyncio.wait_for(driver.stdout.readline(), SETTLE_TIMEOUT)
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the driver did not start: {ready!r}")
+        profiler = cProfile.Profile() if args.profile else None
+        result.peak_reset = reset_peak_rss()
+        before = cpu_seconds(resource.getrusage(resource.RUSAGE_SELF))
+        broker_before = process_cpu(broker_pid) if broker_pid else 0.0
+        if profiler is not None:
+            profiler.enable()
+        driver.stdin.write(join.encode() + b"\n")
+        await driver.stdin.drain()
+        line = await asyncio.wait_for(driver.stdout.readline(), STORM_TIMEOUT)
+        if profiler is not None:
+            profiler.disable()
+        result.controller_cpu = cpu_seconds(resource.getrusage(resource.RUSAGE_SELF)) - before
+        result.peak_rss_kib = peak_rss_kib()
+        if broker_pid:
+            result.broker_cpu = process_cpu(broker_pid) - broker_before
+        if profiler is not None:
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(args.profile)
+            result.profile = text.getvalue()
+        if not line:
+            raise RuntimeError(f"the driver exited without results; see {state_root.parent / 'driver.log'}")
+        report = json.loads(line)
+    finally:
+        if driver.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                driver.stdin.close()
+            try:
+                await asyncio.wait_for(driver.wait(), 30)
+            except TimeoutError:
+                driver.kill()
+                await driver.wait()
+        stderr.close()
+    result.latencies = report["latencies"]
+    result.wall = report["wall"]
+    result.failures = report["failures"]
+    result.driver_cpu = report["cpu"]
+    result.driver_warnings = report["warnings"]
+    result.driver_warning_lines = report["warning_lines"]
+
+
+async def verify(result: Result, ctl: Controller, url: urls.BrokerUrl, state_root: Path) -> None:
+    from edge_agent import cli as agent_cli
+    from edge_agent import joining
+
+    clusters = ctl.state.clusters()
+    result.clusters = sum(1 for c in clusters if c.group == GROUP and not c.revoked)
+    result.queued_changes = len(ctl.registry.changes())
+    names = sorted(c.name for c in clusters)
+    step = max(1, len(names) // SPOT_CHECK)
+    sample = names[::step][:SPOT_CHECK]
+    result.logins_tried = len(sample)
+    configs = [agent_cli.load_config(joining.identity_path(state_root / name)) for name in sample]
+    for config in configs:
+        if config.username is None or config.password is None:
+            continue
+        if await can_log_in(url, config.username, config.password, agent_client_id(config.cluster)):
+            result.logins_ok += 1
+    if configs:
+        first = configs[0]
+        impostor = agent_client_id(f"{first.cluster}-x")
+        result.impostor_refused = not await can_log_in(url, first.username, first.password, impostor)
+
+
+async def can_log_in(url: urls.BrokerUrl, username: str | None, password: str | None, client_id: str) -> bool:
+    client = aiomqtt.Client(
+        url.host,
+        url.port,
+        identifier=client_id,
+        username=username,
+        password=password,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        clean_session=True,
+        timeout=10,
+    )
+    try:
+        async with client:
+            return True
+    except aiomqtt.MqttError:
+        return False
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+
+def header(args: argparse.Namespace, brokers: list[str]) -> None:
+    print("Join benchmark (bench/join.py)")
+    print(f"  date:      {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    print(f"  nproc:     {command_first_line(['nproc'])} (os.cpu_count() = {os.cpu_count()})")
+    print(f"  CPU:       {cpu_model()} ({platform.machine()})")
+    print(f"  Python:    {platform.python_implementation()} {platform.python_version()}")
+    if "mosquitto" in brokers:
+        print(f"  mosquitto: {command_first_line([mosquitto_binary(), '-h'])} (dynamic-security plugin)")
+    print(f"  storm:     {args.agents} agents, {args.concurrency} joins in flight, one auto-approving token")
+    print("  transport: plain TCP on 127.0.0.1 (TLS off: no handshake cost included)")
+    print(
+        f"  settings:  aggregating.Settings(security_interval={SECURITY_INTERVAL}), other fields default;"
+        " registering.CONCURRENT_REQUESTS = 32"
+    )
+    print(f"  load avg:  {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) at start")
+    print()
+
+
+def report(results: list[Result]) -> None:
+    print("a) Throughput and per-join latency (as the driver saw it; ms)")
+    print()
+    headers = ["broker", "agents", "in flight", "wall s", "joins/s", "p50", "p90", "max"]
+    headers += ["requests", "failed"]
+    rows = []
+    for r in results:
+        lat = r.latencies or [0.0]
+        joined = len(r.latencies)
+        rows.append(
+            [
+                r.broker,
+                str(r.agents),
+                str(r.concurrency),
+                f"{r.wall:.2f}",
+                f"{joined / r.wall:.1f}" if r.wall else "-",
+                ms(median(lat)),
+                ms(p90(lat)),
+                ms(max(lat)),
+                str(r.requests),
+                str(len(r.failures) + r.refused),
+            ]
+        )
+    print(table(headers, rows))
+    print()
+    print("b) CPU over the storm (s) and the controller's peak RSS (MiB)")
+    print()
+    headers = ["broker", "controller CPU", "CPU / wall", "ms / join", "mosquitto CPU", "driver CPU"]
+    headers += ["peak RSS"]
+    rows = []
+    for r in results:
+        rows.append(
+            [
+                r.broker,
+                f"{r.controller_cpu:.2f}",
+                f"{r.controller_cpu / r.wall:.0%}" if r.wall else "-",
+                ms(r.controller_cpu / r.agents),
+                f"{r.broker_cpu:.2f}" if r.broker_cpu is not None else "(in controller)",
+                f"{r.driver_cpu:.2f}",
+                f"{r.peak_rss_kib / 1024:.1f}" + ("" if r.peak_reset else " (since start)"),
+            ]
+        )
+    print(table(headers, rows))
+    print()
+    print("c) Checks after the storm")
+    print()
+    headers = ["broker", "clusters", "queued changes", "logins ok", "impostor refused", "warnings (ctl/drv)"]
+    rows = [
+        [
+            r.broker,
+            str(r.clusters),
+            str(r.queued_changes),
+            f"{r.logins_ok}/{r.logins_tried}",
+            "yes" if r.impostor_refused else "NO",
+            f"{len(r.controller_complaints)}/{r.driver_warnings}",
+        ]
+        for r in results
+    ]
+    print(table(headers, rows))
+    for r in results:
+        for line in [*r.controller_complaints[:5], *r.driver_warning_lines[:5]]:
+            print(f"   {r.broker}: {line}")
+    for r in results:
+        if r.profile:
+            print()
+            print(f"d) Profile of this process over the {r.broker} storm (cProfile, by own time)")
+            print(r.profile.rstrip())
+
+
+async def main(args: argparse.Namespace) -> int:
+    brokers = ["amqtt", "mosquitto"] if args.broker == "both" else [args.broker]
+    header(args, brokers)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="edgefleet-bench-join-") as tmp:
+        for kind in brokers:
+            started = time.perf_counter()
+            results.append(await storm(kind, Path(tmp) / kind, args))
+            print(f"{kind}: storm and checks took {time.perf_counter() - started:.1f} s", flush=True)
+    print()
+    report(results)
+    print()
+    print(f"load avg: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) at end")
+    problems = [f"{r.broker}: {p}" for r in results for p in r.problems]
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--broker", choices=("amqtt", "mosquitto", "both"), default="both")
+    parser.add_argument("--agents", type=int, default=1000, help="agents that join (default 1000)")
+    parser.add_argument("--concurrency", type=int, default=64, help="joins in flight at once (default 64)")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="cProfile this process; print the top N"
+    )
+    parser.add_argument("--driver", type=Path, help=argparse.SUPPRESS)  # state root: be the agents
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.driver is not None:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        outcome = asyncio.run(drive(arguments.driver, arguments.agents, arguments.concurrency))
+        print(json.dumps(outcome), flush=True)
+        sys.exit(0)
+    started = time.perf_counter()
+    code = asyncio.run(main(arguments))
+    print(f"total run time {time.perf_counter() - started:.0f} s")
+    sys.exit(code)
