@@ -226,7 +226,8 @@ def fleet_line(fleet: summaries.FleetSummary | None) -> str:
     return (
         f"FLEET: {fleet['groups']} groups, {_ratio(fleet['online'], fleet['clusters'])} clusters online, "
         f"{_ratio(fleet['bundles_ready'], fleet['bundles'])} bundles ready, "
-        f"{_ratio(fleet['ready'], fleet['desired'])} deployments ready, {fleet['offline']} offline: "
+        f"{_ratio(fleet['ready'], fleet['desired'])} deployments ready, {fleet['offline']} offline"
+        f"{f', {revoked} revoked' if (revoked := fleet.get('revoked')) else ''}: "
         f"{_status(fleet['state'], fleet['message'])}"
     )
 
@@ -272,6 +273,13 @@ def cluster_lines(snapshot: Snapshot, *, now: float) -> list[str]:
             r["state"],
         ]
         for r in _rows(snapshot)
+    ]
+    # Revoked clusters count nowhere; they are listed so nobody wonders where one went.
+    rows += [
+        [name, g["group"], "-", "no", "-", "-", "Revoked"]
+        for g in _groups(snapshot)
+        for name in g.get("revoked", [])
+        if isinstance(name, str)
     ]
     if not rows:
         return ["No clusters found."]

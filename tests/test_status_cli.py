@@ -181,6 +181,21 @@ def test_clusters_table_shows_offline_unknown_and_never_seen() -> None:
     ]
 
 
+def test_revoked_clusters_are_listed_as_revoked_and_counted_in_the_fleet_line() -> None:
+    t = topics.Topics("fleet")
+    west = {**_west(), "revoked": ["pi-stolen"]}
+    messages = [
+        (topic, summaries.encode(west) if topic == t.summary_group("edge/us-west") else payload)  # type: ignore[arg-type]
+        for topic, payload in _messages(t)
+    ]
+    messages[0] = (t.summary(), summaries.encode(_fleet(revoked=1)))
+    snapshot = _snapshot(messages)
+    clusters = status_cli.render(snapshot, command="clusters", output="table", now=NOW)
+    assert _columns(clusters)[-1] == ["pi-stolen", "edge/us-west", "-", "no", "-", "-", "Revoked"]
+    status = status_cli.render(snapshot, command="status", output="table", now=NOW)
+    assert "1 offline, 1 revoked: " in status[-1]
+
+
 def _columns(lines: list[str]) -> list[list[str]]:
     """Cells of a table whose cells hold no run of three spaces."""
     return [[cell.strip() for cell in line.split("   ") if cell.strip()] for line in lines]
