@@ -105,6 +105,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 
+# Columns added to `clusters` by registration, for databases created before it.
+_ADDED_CLUSTER_COLUMNS = {"public_key": "TEXT", "facts": "TEXT NOT NULL DEFAULT '{}'", "revoked_at": "REAL"}
+
+
 class DeliveryKind(enum.Enum):
     MANIFEST = "manifest"
     TOMBSTONE = "tombstone"
@@ -157,8 +161,16 @@ class State:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise errors.StateError(f"cannot open the state database {path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Add columns that later versions introduced to a database an earlier one made."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(clusters)")}
+        for column, declaration in _ADDED_CLUSTER_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE clusters ADD COLUMN {column} {declaration}")
 
     @classmethod
     def open(cls, state_dir: Path) -> State:

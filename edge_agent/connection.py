@@ -98,5 +98,25 @@ async def messages(
                     raise
         except aiomqtt.MqttError as exc:
             delay = backoff.next_delay()
-            log.warning("broker %s: %s; reconnecting in %.1fs", url, exc, delay)
+            if refused(exc):
+                log.error(
+                    "broker %s refuses %s's credentials (%s): revoked, or not registered on this broker; "
+                    "trying again in %.1fs",
+                    url,
+                    url.username or "anonymous",
+                    exc,
+                    delay,
+                )
+            else:
+                log.warning("broker %s: %s; reconnecting in %.1fs", url, exc, delay)
             await asyncio.sleep(delay)
+
+
+# CONNACK codes of a broker that will not take these credentials (3.1.1: 4, 5; MQTT 5: 134, 135).
+_REFUSED_CODES = {4, 5, 134, 135}
+
+
+def refused(exc: aiomqtt.MqttError) -> bool:
+    """Whether the broker turned these credentials away (retrying the same ones will not help)."""
+    code = getattr(exc, "rc", None)
+    return isinstance(exc, aiomqtt.MqttCodeError) and getattr(code, "value", code) in _REFUSED_CODES

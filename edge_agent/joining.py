@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from edge_agent import errors, store
+from edge_agent import connection, errors, store
 from edge_agent.backoff import Backoff
 from wire import agent_config, joining, registration, topics, urls
 from wire import errors as wire_errors
@@ -44,8 +44,6 @@ CA_FILE = "broker-ca.pem"
 # misses it: requests are not retained): after 1 s, doubling up to this.
 ASK_AGAIN = 30.0
 FIRST_ASK_AGAIN = 1.0
-# CONNACK codes of a broker that will not take these credentials (MQTT 3.1.1: 4, 5; v5: 134, 135).
-_REFUSED_CODES = {4, 5, 134, 135}
 
 
 class JoinRefused(errors.AgentError):
@@ -145,7 +143,7 @@ async def join(
         try:
             grant = await _ask(url, ticket, client_id, request, key, space, ask_again)
         except aiomqtt.MqttCodeError as exc:
-            if getattr(exc.rc, "value", exc.rc) in _REFUSED_CODES:
+            if connection.refused(exc):
                 raise JoinRefused(
                     f"the broker at {url} refused join token {ticket.token_id}: it is unknown, "
                     "revoked, expired or used up, or its secret is wrong (ask for a new join string)"

@@ -127,7 +127,7 @@ def test_token_join_run_apply_and_revoke_with_the_command_lines(
             revoked = _edgefleet("clusters", "revoke", "pi-cli", state_dir=state_dir)
             assert revoked.returncode == 0, revoked.stderr
             waiting.until(
-                lambda: b"Not authorized" in (tmp_path / "agent.log").read_bytes(),
+                lambda: b"refuses cluster-pi-cli's credentials" in (tmp_path / "agent.log").read_bytes(),
                 timeout=30,
                 what="the revoked agent to be refused",
             )
