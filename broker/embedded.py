@@ -93,20 +93,6 @@ class Endpoint:
     def url(self) -> urls.BrokerUrl:
         return urls.BrokerUrl(self.host, self.port, tls=self.tls)
 
-    # Set by `serve` when an Authority is given: rights are checked then.
-    _space: topics.Topics | None = None
-
-    async def _topic_filtering(self, session: Any, topic: str, action: Any) -> bool:
-        """edgefleet's rights, checked without awaiting anything.
-
-        amqtt awaits this for every subscriber while it iterates its
-        subscription table to broadcast a message; a check that yields lets a
-        concurrent SUBSCRIBE change that table, and the broadcast fails
-        ("dictionary changed size during iteration") and is lost."""
-        if self._space is None:
-            return True
-        return auth.allowed(session, topic, action, self._space)
-
     async def disconnect(self, username: str) -> int:
         """Disconnect every client that logged in as `username` (after its credential is gone)."""
         return await self._broker.disconnect(username)

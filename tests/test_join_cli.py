@@ -39,6 +39,11 @@ def _agent(*args: str) -> list[str]:
     return [sys.executable, "-m", "edge_agent.cli", *args]
 
 
+def _joining(*args: str) -> subprocess.CompletedProcess[str]:
+    """`edgefleet-agent ARGS` to completion (a join that is answered)."""
+    return subprocess.run(_agent(*args), capture_output=True, text=True, timeout=60)
+
+
 @contextlib.contextmanager
 def _process(
     argv: list[str], log: Path, env: dict[str, str] | None = None
@@ -87,22 +92,12 @@ def test_token_join_run_apply_and_revoke_with_the_command_lines(
     assert topic_root in listed.stdout and join.split(":", 1)[1][:20] not in listed.stdout
 
     device = tmp_path / "device"
-    joined = subprocess.run(
-        _agent("join", join, "--name", "pi-cli", "--label", "env=prod", "--state-dir", str(device)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    joined = _joining("join", join, "--name", "pi-cli", "--label", "env=prod", "--state-dir", str(device))
     assert joined.returncode == 0, joined.stderr
     assert "joined as pi-cli" in joined.stdout
     assert ((device / "identity.yaml").stat().st_mode & 0o777) == 0o600
 
-    again = subprocess.run(
-        _agent("join", join, "--name", "pi-cli", "--state-dir", str(tmp_path / "impostor")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _joining("join", join, "--name", "pi-cli", "--state-dir", str(tmp_path / "impostor"))
     assert again.returncode == 1 and "taken" in again.stderr
 
     with FakeCluster() as cluster:
@@ -170,12 +165,7 @@ def test_manual_approval_and_token_revocation_with_the_command_lines(
         waiting.until(lambda: not Identities(state).changes(), timeout=20, what="the revocation applied")
     finally:
         state.close()
-    refused = subprocess.run(
-        _agent("join", join, "--name", "pi-late", "--state-dir", str(tmp_path / "late")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = _joining("join", join, "--name", "pi-late", "--state-dir", str(tmp_path / "late"))
     assert refused.returncode == 1 and "refused join token" in refused.stderr
     assert "pi-late" not in _edgefleet("clusters", "pending", state_dir=state_dir).stdout
 
@@ -232,13 +222,8 @@ def test_controller_drives_mosquitto_dynamic_security_from_the_command_line(
         )
         assert created.returncode == 0, created.stderr
         assert "warning" not in created.stderr, (tmp_path / "controller.log").read_text()
-        joined = subprocess.run(
-            _agent(
-                "join", created.stdout.strip(), "--name", "pi-mosq", "--state-dir", str(tmp_path / "device")
-            ),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        joined = _joining(
+            "join", created.stdout.strip(), "--name", "pi-mosq", "--state-dir", str(tmp_path / "device")
         )
         assert joined.returncode == 0, joined.stderr + (tmp_path / "controller.log").read_text()
         assert controller.poll() is None
