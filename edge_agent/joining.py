@@ -188,13 +188,14 @@ async def _ask(
                 reply = registration.open_reply(
                     raw, fingerprint=ticket.fingerprint, private_key=key, client_id=client_id
                 )
-            except (wire_errors.UnknownKey, wire_errors.BadSignature) as exc:
+            except wire_errors.UnknownKey as exc:
                 raise JoinRefused(
                     f"refusing to register: the reply is not from the controller this join string "
                     f"names ({exc})"
                 ) from exc
             except wire_errors.WireError as exc:
-                log.warning("ignored an unreadable registration reply: %s", exc)
+                # Not a reply to *this* request (or not genuine): nothing in it is used; keep waiting.
+                log.warning("ignored a registration reply that does not verify: %s", exc)
                 continue
             if reply.outcome is registration.Outcome.PENDING:
                 log.info("%s", reply.message)
