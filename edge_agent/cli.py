@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     join.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=f"default {DEFAULT_STATE_DIR}"
     )
+    cluster = join.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--kubeconfig", type=Path, help="local cluster, to report its Kubernetes version with the request"
+    )
+    cluster.add_argument("--in-cluster", action="store_true", help="the same, with the pod's service account")
     join.add_argument("-v", "--verbose", action="store_true")
     join.set_defaults(run=_join)
     run = commands.add_parser("run", help="run the agent: receive, verify and apply bundles")
@@ -169,6 +174,22 @@ def _labels(items: list[str]) -> dict[str, str]:
     return labels
 
 
+def _cluster_facts(args: argparse.Namespace) -> dict[str, str]:
+    """The local cluster's Kubernetes version and platform, when told where it is; {} if unreadable."""
+    if args.kubeconfig is None and not args.in_cluster:
+        return {}
+    from edge_agent import applying  # the kubernetes client loads only when asked
+
+    try:
+        client = applying.api_client(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster)
+        facts = applying.KubeApplier(client).facts()
+    except agent_errors.AgentError as exc:
+        logging.getLogger(__name__).warning("joining without cluster facts: %s", exc)
+        return {}
+    found = {"kubernetes_version": facts["kubernetes_version"], "platform": facts["platform"]}
+    return {key: value for key, value in found.items() if value}
+
+
 def _join(args: argparse.Namespace) -> int:
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.getLogger("edge_agent").setLevel(level)
@@ -176,7 +197,11 @@ def _join(args: argparse.Namespace) -> int:
         names.cluster(args.name)
         joined = asyncio.run(
             joining.join(
-                args.join_string, name=args.name, state_dir=args.state_dir, labels=_labels(args.label)
+                args.join_string,
+                name=args.name,
+                state_dir=args.state_dir,
+                labels=_labels(args.label),
+                facts=_cluster_facts(args),
             )
         )
     except errors.InvalidName as exc:

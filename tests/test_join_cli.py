@@ -146,17 +146,25 @@ def test_manual_approval_and_token_revocation_with_the_command_lines(
     )
     assert created.returncode == 0, created.stderr
     join = created.stdout.strip()
-    argv = _agent("join", join, "--name", "pi-waits", "--state-dir", str(tmp_path / "device"))
-    with _process(argv, tmp_path / "join.log") as waiting_join:
-        waiting.until(
-            lambda: "pi-waits" in _edgefleet("clusters", "pending", state_dir=state_dir).stdout,
-            timeout=30,
-            what="the request to be pending",
+    pending: list[str] = []
+
+    def waits() -> bool:
+        pending.append(_edgefleet("clusters", "pending", state_dir=state_dir).stdout)
+        return "pi-waits" in pending[-1]
+
+    with FakeCluster() as cluster:
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        device = str(tmp_path / "device")
+        argv = _agent(
+            "join", join, "--name", "pi-waits", "--state-dir", device, "--kubeconfig", str(kubeconfig)
         )
-        assert waiting_join.poll() is None
-        approved = _edgefleet("clusters", "approve", "pi-waits", state_dir=state_dir)
-        assert approved.returncode == 0, approved.stderr
-        assert waiting_join.wait(timeout=30) == 0, (tmp_path / "join.log").read_text()
+        with _process(argv, tmp_path / "join.log") as waiting_join:
+            waiting.until(waits, timeout=30, what="the request to be pending")
+            assert "kubernetes_version=v" in pending[-1] and "architecture=" in pending[-1]
+            assert waiting_join.poll() is None
+            approved = _edgefleet("clusters", "approve", "pi-waits", state_dir=state_dir)
+            assert approved.returncode == 0, approved.stderr
+            assert waiting_join.wait(timeout=30) == 0, (tmp_path / "join.log").read_text()
 
     token_id = created.stderr.split()[1]
     assert _edgefleet("token", "revoke", token_id, state_dir=state_dir).returncode == 0
