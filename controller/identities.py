@@ -254,14 +254,33 @@ class Identities:
         assert request is not None
         return request
 
+    def save_reply(self, name: str, client_id: str, reply: bytes) -> None:
+        """Keep the sealed approval sent to `client_id`, to send again if that client asks again.
+
+        Only the device that asked can open it, so keeping it exposes nothing."""
+        with self.state.transaction() as db:
+            db.execute(
+                "UPDATE join_requests SET reply = ? WHERE name = ? AND client_id = ?",
+                (reply, name, client_id),
+            )
+
+    def sent_reply(self, name: str, client_id: str) -> bytes | None:
+        """The approval already sent to this very client (same connection of the same device), if any."""
+        rows = self.state.query(
+            "SELECT reply FROM join_requests WHERE name = ? AND client_id = ? AND status = ?",
+            (name, client_id, RequestStatus.DONE.value),
+        )
+        found = rows[0][0] if rows else None
+        return bytes(found) if isinstance(found, (bytes, memoryview)) else None
+
     def forget_request(self, name: str) -> None:
         with self.state.transaction() as db:
             db.execute("DELETE FROM join_requests WHERE name = ?", (name,))
 
     def _upsert_request(self, db: sqlite3.Connection, request: JoinRequest) -> None:
         db.execute(
-            f"INSERT OR REPLACE INTO join_requests ({_REQUEST_COLUMNS}, decided_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            f"INSERT OR REPLACE INTO join_requests ({_REQUEST_COLUMNS}, decided_at, reply) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
             (
                 request.name,
                 request.client_id,

@@ -112,6 +112,7 @@ class Registrar:
         self._flushing = asyncio.Lock()
         self._slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
         self._told: set[tuple[str, RequestStatus]] = set()  # (name, status) already sent to the agent
+        self._answering: set[str] = set()  # client ids whose request is being answered
 
     async def flush(self) -> None:
         """Apply every queued broker change, oldest first; leave any that fail queued."""
@@ -124,54 +125,70 @@ class Registrar:
                 self.registry.change_done(change.seq)
 
     async def handle(self, client_id: str, payload: bytes, send: Send) -> None:
-        async with self._slots:
-            try:
-                request = registration.decode_request(payload)
-            except wire_errors.WireError as exc:
-                # Without a well-formed key there is nothing to bind or seal a reply to.
-                self.refused += 1
-                log.info("unreadable join request from %s: %s", client_id, exc)
-                return
-            now = self.clock()
-            token = self.registry.token(request.token_id)
-            decision = decide(
-                request,
-                token=token,
-                registered=self.registry.registered(request.name),
-                held=self.registry.request(request.name),
-                now=now,
-            )
-            held = JoinRequest(
-                name=request.name,
-                client_id=client_id,
-                token_id=request.token_id,
-                group=token.group if token is not None else "",
-                public_key=request.public_key,
-                status=RequestStatus.PENDING,
-                received_at=now,
-                labels={**(token.labels if token else {}), **request.labels},
-                facts=request.facts,
-            )
-            if decision.outcome is Outcome.REFUSED:
-                self.refused += 1
-                log.info("join request %s from %s refused: %s", request.name, client_id, decision.message)
-                reply = registration.Reply(decision.outcome, decision.message)
-            elif decision.outcome is Outcome.PENDING:
-                self.registry.hold(held, consume=decision.consume)
-                log.info("join request %s from %s held for approval", request.name, client_id)
-                reply = registration.Reply(decision.outcome, decision.message)
-            elif decision.outcome is Outcome.DENIED:
-                reply = registration.Reply(decision.outcome, decision.message)
-            else:
-                reply = await self._approve(held, consume=decision.consume, message=decision.message)
-            await send(
-                self.space.register_reply(client_id),
-                registration.seal_reply(
-                    reply, key=self.key, client_id=client_id, recipient=request.public_key
-                ),
-            )
+        if client_id in self._answering:
+            return  # the same client asking again while its first request is answered: one answer
+        self._answering.add(client_id)
+        try:
+            async with self._slots:
+                await self._handle(client_id, payload, send)
+        finally:
+            self._answering.discard(client_id)
 
-    async def _approve(self, request: JoinRequest, *, consume: bool, message: str) -> registration.Reply:
+    async def _handle(self, client_id: str, payload: bytes, send: Send) -> None:
+        try:
+            request = registration.decode_request(payload)
+        except wire_errors.WireError as exc:
+            # Without a well-formed key there is nothing to bind or seal a reply to.
+            self.refused += 1
+            log.info("unreadable join request from %s: %s", client_id, exc)
+            return
+        sent = self.registry.sent_reply(request.name, client_id)
+        held_before = self.registry.request(request.name)
+        if sent is not None and held_before is not None and held_before.public_key == request.public_key:
+            # Its approval crossed its repeated request: the same answer, not a new password
+            # that would leave the device holding a stale one.
+            await send(self.space.register_reply(client_id), sent)
+            return
+        now = self.clock()
+        token = self.registry.token(request.token_id)
+        decision = decide(
+            request,
+            token=token,
+            registered=self.registry.registered(request.name),
+            held=self.registry.request(request.name),
+            now=now,
+        )
+        held = JoinRequest(
+            name=request.name,
+            client_id=client_id,
+            token_id=request.token_id,
+            group=token.group if token is not None else "",
+            public_key=request.public_key,
+            status=RequestStatus.PENDING,
+            received_at=now,
+            labels={**(token.labels if token else {}), **request.labels},
+            facts=request.facts,
+        )
+        if decision.outcome is Outcome.REFUSED:
+            self.refused += 1
+            log.info("join request %s from %s refused: %s", request.name, client_id, decision.message)
+            reply = registration.Reply(decision.outcome, decision.message)
+        elif decision.outcome is Outcome.PENDING:
+            self.registry.hold(held, consume=decision.consume)
+            log.info("join request %s from %s held for approval", request.name, client_id)
+            reply = registration.Reply(decision.outcome, decision.message)
+        elif decision.outcome is Outcome.DENIED:
+            reply = registration.Reply(decision.outcome, decision.message)
+        else:
+            await self._approve(held, consume=decision.consume, message=decision.message, send=send)
+            return
+        await send(
+            self.space.register_reply(client_id),
+            registration.seal_reply(reply, key=self.key, client_id=client_id, recipient=request.public_key),
+        )
+
+    async def _approve(self, request: JoinRequest, *, consume: bool, message: str, send: Send) -> None:
+        """Register `request`, make the broker know the credential, then send the sealed grant."""
         password = tokens.new_secret()
         self.registry.register(request, password, consume=consume)
         await self.flush()  # the broker knows the credential before the agent learns it
@@ -184,17 +201,20 @@ class Registrar:
             password=password,
             trusted_keys=(self.key.verify_key.to_pem().decode(),),
         )
-        return registration.Reply(Outcome.APPROVED, message, grant)
+        sealed = registration.seal_reply(
+            registration.Reply(Outcome.APPROVED, message, grant),
+            key=self.key,
+            client_id=request.client_id,
+            recipient=request.public_key,
+        )
+        self.registry.save_reply(request.name, request.client_id, sealed)
+        await send(self.space.register_reply(request.client_id), sealed)
 
     async def sweep(self, send: Send, clear: Callable[[str, str], Awaitable[None]]) -> None:
         """Finish what the CLI decided; `clear(root, name)` empties a revoked cluster's retained topics."""
         for request in self.registry.requests(RequestStatus.APPROVED):
-            reply = await self._approve(request, consume=False, message=f"cluster {request.name!r} approved")
-            await send(
-                self.space.register_reply(request.client_id),
-                registration.seal_reply(
-                    reply, key=self.key, client_id=request.client_id, recipient=request.public_key
-                ),
+            await self._approve(
+                request, consume=False, message=f"cluster {request.name!r} approved", send=send
             )
         for request in self.registry.requests(RequestStatus.DENIED):
             if (request.name, RequestStatus.DENIED) in self._told:

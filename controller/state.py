@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS join_requests (
     public_key TEXT NOT NULL,
     status TEXT NOT NULL,
     received_at REAL NOT NULL,
-    decided_at REAL
+    decided_at REAL,
+    reply BLOB
 );
 CREATE TABLE IF NOT EXISTS credentials (
     username TEXT PRIMARY KEY,

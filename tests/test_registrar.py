@@ -1,0 +1,95 @@
+"""The Registrar against a real registry (SQLite), without a broker: what it sends and stores."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from controller import identities, join_cli, keystore, registering, security, tokens
+from controller.identities import Identities
+from controller.state import Group, State
+from wire import joining, registration, topics, urls
+
+CLIENT = "join-" + "ab" * 16
+
+
+def _setup(tmp_path: Path) -> tuple[registering.Registrar, Identities, joining.JoinString]:
+    key = keystore.init(tmp_path / "controller")
+    state = State.open(tmp_path / "controller")
+    state.add_group(Group("edge/west", "edge/west", {}))
+    registry = Identities(state)
+    _, join = join_cli.issue(registry, key, group="edge/west", broker=urls.BrokerUrl("127.0.0.1", 1883))
+    registrar = registering.Registrar(registry, key, security.Unenforced(), topics.Topics())
+    return registrar, registry, join
+
+
+def _request(join: joining.JoinString, device: x25519.X25519PrivateKey) -> bytes:
+    return registration.encode_request(
+        registration.Request(
+            token_id=join.token_id,
+            secret=join.secret,
+            name="pi-1",
+            public_key=device.public_key().public_bytes_raw(),
+        )
+    )
+
+
+async def test_a_repeated_request_gets_the_same_approval_not_a_new_password(tmp_path: Path) -> None:
+    registrar, registry, join = _setup(tmp_path)
+    device = x25519.X25519PrivateKey.generate()
+    sent: list[bytes] = []
+
+    async def send(topic: str, payload: bytes) -> None:
+        sent.append(payload)
+
+    await registrar.handle(CLIENT, _request(join, device), send)
+    await registrar.handle(CLIENT, _request(join, device), send)  # its first answer crossed this one
+    assert len(sent) == 2 and sent[0] == sent[1]
+    reply = registration.open_reply(
+        sent[0], fingerprint=join.fingerprint, private_key=device, client_id=CLIENT
+    )
+    assert reply.grant is not None
+    credential = registry.credential(identities.cluster_username("pi-1"))
+    assert credential is not None and tokens.secret_matches(reply.grant.password, credential.password_hash)
+    token = registry.token(join.token_id)
+    assert token is not None and token.uses == 1
+
+
+async def test_requests_of_one_client_arriving_together_are_answered_once(tmp_path: Path) -> None:
+    registrar, registry, join = _setup(tmp_path)
+    device = x25519.X25519PrivateKey.generate()
+    sent: list[bytes] = []
+
+    async def send(topic: str, payload: bytes) -> None:
+        await asyncio.sleep(0)  # a publish yields: the others arrive while this one is answered
+        sent.append(payload)
+
+    await asyncio.gather(*(registrar.handle(CLIENT, _request(join, device), send) for _ in range(5)))
+    assert len(sent) == 1
+    reply = registration.open_reply(
+        sent[0], fingerprint=join.fingerprint, private_key=device, client_id=CLIENT
+    )
+    credential = registry.credential(identities.cluster_username("pi-1"))
+    assert reply.grant is not None and credential is not None
+    assert tokens.secret_matches(reply.grant.password, credential.password_hash)
+
+
+async def test_the_same_device_on_a_new_connection_gets_a_fresh_credential(tmp_path: Path) -> None:
+    registrar, registry, join = _setup(tmp_path)
+    device = x25519.X25519PrivateKey.generate()
+    sent: list[tuple[str, bytes]] = []
+
+    async def send(topic: str, payload: bytes) -> None:
+        sent.append((topic, payload))
+
+    await registrar.handle(CLIENT, _request(join, device), send)
+    other = "join-" + "cd" * 16  # it restarted and lost the first answer
+    await registrar.handle(other, _request(join, device), send)
+    second = registration.open_reply(
+        sent[1][1], fingerprint=join.fingerprint, private_key=device, client_id=other
+    )
+    credential = registry.credential(identities.cluster_username("pi-1"))
+    assert second.grant is not None and credential is not None
+    assert tokens.secret_matches(second.grant.password, credential.password_hash)
