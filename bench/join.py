@@ -27,29 +27,46 @@ other settings at their defaults, over plain TCP on a free 127.0.0.1 port (no
 TLS: the figures leave out TLS handshakes). One auto-approving join token for
 one group is issued and carried to the broker before the storm.
 
-The joining agents run in a second process: this script run again with the
-hidden `--driver` option, so agents and controller do not share an event loop
-or a core's worth of interpreter. The driver imports, says it is ready, and
-then runs `edge_agent.joining.join` (the real join code, with the device's
-default backoff) for `--agents` names, at most `--concurrency` at once, each
-with its own state directory. A join's latency is from its `join()` call
-(after it got a slot) until `join()` returned with the identity written; the
-wall time is from the first join's start to the last join's end.
+The joining agents run in other processes (`--drivers`, 2 by default): this
+script run again with the hidden `--driver` option, so agents and controller
+do not share an event loop, and the agents' own work (a paho client, an X25519
+key, two fsync'd files per join) is spread over two loops. Each driver
+imports, says it is ready, and then runs `edge_agent.joining.join` (the real
+join code, with the device's default backoff) for its share of the
+`--agents` names, the `--concurrency` joins in flight split between the
+drivers, each agent with its own state directory. A join's latency is from
+its `join()` call (after it got a slot) until `join()` returned with the
+identity written; the wall time is from the first join's start to the last
+join's end over all drivers (time.monotonic, one clock for all processes).
 
 Costs: this process's CPU seconds (`resource.getrusage`, user + system) from
-the moment the driver is told to start until its results arrive (amqtt's
+the moment the drivers are told to start until their results arrive (amqtt's
 broker work counts here too), and the peak RSS of this process over the
 storm (VmHWM, reset through /proc/self/clear_refs at the start, so a second
 broker's peak does not include the first's; `ru_maxrss` cannot be reset).
-Mosquitto's CPU is read from /proc/PID/stat, the driver reports its own.
-"requests" counts the join requests the controller answered: more than the
-agents when a reply took longer than an agent's 1 s wait and it asked again.
+Mosquitto's CPU is read from /proc/PID/stat; the drivers report their own.
+"requests" counts the join requests the controller answered during the
+storm: more than the agents when a reply took longer than an agent's 1 s wait
+and it asked again; "late" counts those it answered after the storm (until
+the checks ended), re-asks that were still queued.
 
-Checked afterwards, and the run fails loudly otherwise: no join failed or was
-refused, the registry holds exactly `--agents` clusters, no broker change is
-left queued, and `SPOT_CHECK` joined identities (a spread sample) each log in
-with their own credentials and client id `edgefleet-agent-<name>`, while one
-of them is refused under another client id.
+Checked afterwards, and the run fails loudly otherwise (exit status 1, after
+the tables): no join failed or was refused, the registry holds exactly
+`--agents` clusters, no broker change is left queued, every joined identity's
+password is the one the registry holds now ("passwords current", compared by
+hash, no network), and `SPOT_CHECK` joined identities (a spread sample) each
+log in with their own credentials and client id `edgefleet-agent-<name>`,
+while one of them is refused under another client id.
+
+On Mosquitto the bench also times one dynsec round trip that changes the
+store (createRole + deleteRole, median of 5) before and after the storm, and
+reports the size of dynamic-security.json after it: the plugin rewrites that
+whole file after every command that changes it. `--nodelay` adds
+`set_tcp_nodelay true` to Mosquitto's config (off by default in Mosquitto and
+in docs/operations.md), to show what Nagle's algorithm costs each round trip.
+`--profile N` runs cProfile over this process during the storm and prints the
+top N functions by own time (profiling slows the controller, so its figures
+are not the unprofiled ones).
 """
 
 from __future__ import annotations
@@ -90,7 +107,7 @@ import aiomqtt  # noqa: E402
 
 from bench.reporting import command_first_line, cpu_model, median, ms, p90, table  # noqa: E402
 from broker import embedded  # noqa: E402
-from controller import aggregating, dynsec, join_cli, keystore, login, security  # noqa: E402
+from controller import aggregating, dynsec, join_cli, keystore, login, security, tokens  # noqa: E402
 from controller.identities import Identities, agent_client_id, controller_password  # noqa: E402
 from controller.state import Group, State  # noqa: E402
 from wire import topics, urls  # noqa: E402
@@ -111,7 +128,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # -- the driver: the joining agents, in their own process ---------------------------------------
 
 
-async def drive(state_root: Path, agents: int, concurrency: int) -> dict[str, Any]:
+async def drive(state_root: Path, indices: range, concurrency: int) -> dict[str, Any]:
+    """Join agents `indices`, `concurrency` at a time, once told the join string on stdin."""
     from edge_agent import joining  # the driver needs only the agent's half
 
     complaints = Counting()
@@ -120,13 +138,14 @@ async def drive(state_root: Path, agents: int, concurrency: int) -> dict[str, An
     text = (await asyncio.to_thread(sys.stdin.readline)).strip()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     slots = asyncio.Semaphore(concurrency)
+    # time.monotonic is CLOCK_MONOTONIC, one clock for every process: spans of drivers compare.
     spans: list[tuple[float, float]] = []
     failures: list[str] = []
 
     async def one(index: int) -> None:
         name = f"{NAME_PREFIX}-{index:05d}"
         async with slots:
-            started = time.perf_counter()
+            started = time.monotonic()
             try:
                 async with asyncio.timeout(JOIN_TIMEOUT):
                     joined = await joining.join(text, name=name, state_dir=state_root / name)
@@ -135,13 +154,12 @@ async def drive(state_root: Path, agents: int, concurrency: int) -> dict[str, An
             except Exception as exc:
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
                 return
-            spans.append((started, time.perf_counter()))
+            spans.append((started, time.monotonic()))
 
-    await asyncio.gather(*(one(i) for i in range(agents)))
+    await asyncio.gather(*(one(i) for i in indices))
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "latencies": [end - start for start, end in spans],
-        "wall": max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0,
+        "spans": spans,
         "failures": failures,
         "cpu": cpu_seconds(after) - cpu_seconds(usage),
         "warnings": complaints.count,
@@ -223,7 +241,7 @@ def mosquitto_binary() -> str:
 
 
 @contextmanager
-def mosquitto(workdir: Path) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
+def mosquitto(workdir: Path, *, nodelay: bool) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
     """Mosquitto with dynamic security, no anonymous clients, plain TCP; yields the admin's URL."""
     workdir.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(16)
@@ -243,6 +261,7 @@ def mosquitto(workdir: Path) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[
         "persistence false\n"
         "log_dest stderr\nlog_type error\nlog_type warning\n"
         f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {store}\n"
+        + ("set_tcp_nodelay true\n" if nodelay else "")
     )
     log_path = workdir / "mosquitto.log"
     with log_path.open("wb") as log_file:
@@ -280,6 +299,7 @@ class Result:
     failures: list[str] = field(default_factory=list)
     refused: int = 0
     requests: int = 0
+    late_requests: int = 0  # answered after the last agent had its identity (re-asks still queued)
     controller_cpu: float = 0.0
     peak_rss_kib: int = 0
     peak_reset: bool = False
@@ -288,10 +308,15 @@ class Result:
     driver_warnings: int = 0
     driver_warning_lines: list[str] = field(default_factory=list)
     controller_complaints: list[str] = field(default_factory=list)
+    controller_warnings: int = 0
     clusters: int = 0
     queued_changes: int = 0
     logins_ok: int = 0
     logins_tried: int = 0
+    current: int = 0  # identities whose password is the registry's credential
+    probe_before: float | None = None  # one dynsec round trip, before and after the storm (s)
+    probe_after: float | None = None
+    dynsec_bytes: int | None = None  # the dynamic-security store's size after the storm
     impostor_refused: bool = False
     profile: str = ""
     problems: list[str] = field(default_factory=list)
@@ -318,9 +343,11 @@ def new_controller(state_dir: Path) -> Controller:
 
 @asynccontextmanager
 async def controller_on(
-    kind: str, ctl: Controller, workdir: Path
-) -> AsyncIterator[tuple[urls.BrokerUrl, aggregating.Aggregator, int | None]]:
-    """The broker and an Aggregator for it (not yet running): (devices' URL, aggregator, Mosquitto's pid)."""
+    kind: str, ctl: Controller, workdir: Path, *, nodelay: bool
+) -> AsyncIterator[tuple[urls.BrokerUrl, aggregating.Aggregator, dynsec.Dynsec | None, int | None]]:
+    """The broker and an Aggregator for it (not yet running).
+
+    Yields the devices' URL, the aggregator, and for Mosquitto the dynsec session and the pid."""
     if kind == "amqtt":
         authority = security.RegistryAuthority(Identities(State.open(ctl.state_dir)))
         async with embedded.serve(authority=authority, space=ctl.space) as endpoint:
@@ -332,9 +359,9 @@ async def controller_on(
                 SETTINGS,
                 broker_security=security.Embedded(endpoint.disconnect),
             )
-            yield endpoint.url, aggregator, None
+            yield endpoint.url, aggregator, None, None
         return
-    with mosquitto(workdir / "mosquitto") as (admin_url, process):
+    with mosquitto(workdir / "mosquitto", nodelay=nodelay) as (admin_url, process):
         async with dynsec.connect(admin_url, ctl.space, ctl.registry) as admin:
             await admin.prepare(ctl.password)
             url = dataclasses.replace(admin_url, username=None, password=None)
@@ -342,7 +369,7 @@ async def controller_on(
             aggregator = aggregating.Aggregator(
                 ctl.state_dir, own, ctl.space, SETTINGS, broker_security=admin
             )
-            yield url, aggregator, process.pid
+            yield url, aggregator, admin, process.pid
 
 
 async def storm(kind: str, workdir: Path, args: argparse.Namespace) -> Result:
@@ -351,7 +378,12 @@ async def storm(kind: str, workdir: Path, args: argparse.Namespace) -> Result:
     complaints = Counting()
     logging.getLogger().addHandler(complaints)
     try:
-        async with controller_on(kind, ctl, workdir) as (url, aggregator, broker_pid):
+        async with controller_on(kind, ctl, workdir, nodelay=args.nodelay) as (
+            url,
+            aggregator,
+            admin,
+            broker_pid,
+        ):
             running = asyncio.ensure_future(aggregator.run())
             try:
                 key = keystore.load(ctl.state_dir)
@@ -362,6 +394,8 @@ async def storm(kind: str, workdir: Path, args: argparse.Namespace) -> Result:
                 registrar = aggregator.registrar
                 assert registrar is not None
                 answered = count_requests(registrar)
+                if admin is not None:
+                    result.probe_before = await probe(admin)
                 await run_driver(result, join.encode(), workdir / "agents", args, broker_pid)
                 result.requests = answered()
                 result.refused = registrar.refused
@@ -369,6 +403,10 @@ async def storm(kind: str, workdir: Path, args: argparse.Namespace) -> Result:
                 with contextlib.suppress(RuntimeError):
                     await until(lambda: not ctl.registry.changes(), 5.0, "queued broker changes")
                 await verify(result, ctl, url, workdir / "agents")
+                if admin is not None:
+                    result.probe_after = await probe(admin)
+                    result.dynsec_bytes = (workdir / "mosquitto" / "dynamic-security.json").stat().st_size
+                result.late_requests = answered() - result.requests
             finally:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -377,6 +415,7 @@ async def storm(kind: str, workdir: Path, args: argparse.Namespace) -> Result:
         logging.getLogger().removeHandler(complaints)
         ctl.state.close()
     result.controller_complaints = complaints.lines
+    result.controller_warnings = complaints.count
     if result.failures:
         result.problems.append(f"{len(result.failures)} join(s) failed, e.g. {result.failures[:3]}")
     if result.refused:
@@ -385,6 +424,10 @@ async def storm(kind: str, workdir: Path, args: argparse.Namespace) -> Result:
         result.problems.append(f"the registry holds {result.clusters} clusters, not {args.agents}")
     if result.queued_changes:
         result.problems.append(f"{result.queued_changes} broker change(s) left queued")
+    if result.current != args.agents:
+        result.problems.append(
+            f"only {result.current} of {args.agents} joined identities hold the registry's password"
+        )
     if result.logins_ok != result.logins_tried:
         result.problems.append(f"only {result.logins_ok} of {result.logins_tried} sampled identities log in")
     if not result.impostor_refused:
@@ -408,26 +451,41 @@ def count_requests(registrar: Any) -> Any:
 async def run_driver(
     result: Result, join: str, state_root: Path, args: argparse.Namespace, broker_pid: int | None
 ) -> None:
-    command = [sys.executable, str(Path(__file__).resolve()), "--driver", str(state_root)]
-    command += ["--agents", str(args.agents), "--concurrency", str(args.concurrency)]
-    stderr = (state_root.parent / "driver.log").open("wb")
-    driver = await asyncio.create_subprocess_exec(
-        *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
-    )
-    assert driver.stdin is not None and driver.stdout is not None
+    """Start the driver processes; once all are ready, start the storm and collect their reports."""
+    drivers: list[asyncio.subprocess.Process] = []
+    logs = []
+    shares = [range(i, args.agents, args.drivers) for i in range(args.drivers)]
+    for number, share in enumerate(shares):
+        command = [sys.executable, str(Path(__file__).resolve()), "--driver", str(state_root)]
+        command += ["--first", str(share.start), "--step", str(share.step), "--agents", str(args.agents)]
+        command += ["--concurrency", str(-(-args.concurrency // args.drivers))]
+        logs.append((state_root.parent / f"driver-{number}.log").open("wb"))
+        drivers.append(
+            await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[-1]
+            )
+        )
     try:
-        ready = await asyncio.wait_for(driver.stdout.readline(), SETTLE_TIMEOUT)
-        if ready.strip() != b"ready":
-            raise RuntimeError(f"the driver did not start: {ready!r}")
+        for driver in drivers:
+            assert driver.stdout is not None
+            ready = await asyncio.wait_for(driver.stdout.readline(), SETTLE_TIMEOUT)
+            if ready.strip() != b"ready":
+                raise RuntimeError(f"a driver did not start: {ready!r}; see {state_root.parent}/driver-*.log")
         profiler = cProfile.Profile() if args.profile else None
         result.peak_reset = reset_peak_rss()
         before = cpu_seconds(resource.getrusage(resource.RUSAGE_SELF))
         broker_before = process_cpu(broker_pid) if broker_pid else 0.0
         if profiler is not None:
             profiler.enable()
-        driver.stdin.write(join.encode() + b"\n")
-        await driver.stdin.drain()
-        line = await asyncio.wait_for(driver.stdout.readline(), STORM_TIMEOUT)
+        for driver in drivers:
+            assert driver.stdin is not None
+            driver.stdin.write(join.encode() + b"\n")
+            await driver.stdin.drain()
+        lines = [
+            await asyncio.wait_for(driver.stdout.readline(), STORM_TIMEOUT)
+            for driver in drivers
+            if driver.stdout is not None
+        ]
         if profiler is not None:
             profiler.disable()
         result.controller_cpu = cpu_seconds(resource.getrusage(resource.RUSAGE_SELF)) - before
@@ -438,25 +496,29 @@ async def run_driver(
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(args.profile)
             result.profile = text.getvalue()
-        if not line:
-            raise RuntimeError(f"the driver exited without results; see {state_root.parent / 'driver.log'}")
-        report = json.loads(line)
+        if not all(lines):
+            raise RuntimeError(f"a driver exited without results; see {state_root.parent}/driver-*.log")
+        reports = [json.loads(line) for line in lines]
     finally:
-        if driver.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                driver.stdin.close()
-            try:
-                await asyncio.wait_for(driver.wait(), 30)
-            except TimeoutError:
-                driver.kill()
-                await driver.wait()
-        stderr.close()
-    result.latencies = report["latencies"]
-    result.wall = report["wall"]
-    result.failures = report["failures"]
-    result.driver_cpu = report["cpu"]
-    result.driver_warnings = report["warnings"]
-    result.driver_warning_lines = report["warning_lines"]
+        for driver in drivers:
+            if driver.returncode is None:
+                if driver.stdin is not None:
+                    with contextlib.suppress(ProcessLookupError, BrokenPipeError):
+                        driver.stdin.close()
+                try:
+                    await asyncio.wait_for(driver.wait(), 30)
+                except TimeoutError:
+                    driver.kill()
+                    await driver.wait()
+        for log_file in logs:
+            log_file.close()
+    spans = [span for report in reports for span in report["spans"]]
+    result.latencies = [end - start for start, end in spans]
+    result.wall = max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0
+    result.failures = [failure for report in reports for failure in report["failures"]]
+    result.driver_cpu = sum(report["cpu"] for report in reports)
+    result.driver_warnings = sum(report["warnings"] for report in reports)
+    result.driver_warning_lines = [line for report in reports for line in report["warning_lines"]]
 
 
 async def verify(result: Result, ctl: Controller, url: urls.BrokerUrl, state_root: Path) -> None:
@@ -467,6 +529,14 @@ async def verify(result: Result, ctl: Controller, url: urls.BrokerUrl, state_roo
     result.clusters = sum(1 for c in clusters if c.group == GROUP and not c.revoked)
     result.queued_changes = len(ctl.registry.changes())
     names = sorted(c.name for c in clusters)
+    for name in names:
+        path = joining.identity_path(state_root / name)
+        if not path.exists():
+            continue
+        joined = agent_cli.load_config(path)
+        credential = ctl.registry.credential(joined.username or "")
+        if credential is not None and tokens.secret_matches(joined.password or "", credential.password_hash):
+            result.current += 1
     step = max(1, len(names) // SPOT_CHECK)
     sample = names[::step][:SPOT_CHECK]
     result.logins_tried = len(sample)
@@ -480,6 +550,21 @@ async def verify(result: Result, ctl: Controller, url: urls.BrokerUrl, state_roo
         first = configs[0]
         impostor = agent_client_id(f"{first.cluster}-x")
         result.impostor_refused = not await can_log_in(url, first.username, first.password, impostor)
+
+
+async def probe(admin: dynsec.Dynsec, runs: int = 5) -> float:
+    """Median seconds of one dynsec round trip that changes the store (create and delete a role)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await admin.run(
+            [
+                {"command": "createRole", "rolename": "bench-probe"},
+                {"command": "deleteRole", "rolename": "bench-probe"},
+            ]
+        )
+        times.append(time.perf_counter() - started)
+    return median(times)
 
 
 async def can_log_in(url: urls.BrokerUrl, username: str | None, password: str | None, client_id: str) -> bool:
@@ -510,8 +595,12 @@ def header(args: argparse.Namespace, brokers: list[str]) -> None:
     print(f"  CPU:       {cpu_model()} ({platform.machine()})")
     print(f"  Python:    {platform.python_implementation()} {platform.python_version()}")
     if "mosquitto" in brokers:
-        print(f"  mosquitto: {command_first_line([mosquitto_binary(), '-h'])} (dynamic-security plugin)")
-    print(f"  storm:     {args.agents} agents, {args.concurrency} joins in flight, one auto-approving token")
+        nagle = "set_tcp_nodelay true" if args.nodelay else "set_tcp_nodelay false, its default"
+        print(f"  mosquitto: {command_first_line([mosquitto_binary(), '-h'])} (dynamic security; {nagle})")
+    print(
+        f"  storm:     {args.agents} agents, {args.concurrency} joins in flight, one auto-approving token;"
+        f" agents in {args.drivers} driver process(es)"
+    )
     print("  transport: plain TCP on 127.0.0.1 (TLS off: no handshake cost included)")
     print(
         f"  settings:  aggregating.Settings(security_interval={SECURITY_INTERVAL}), other fields default;"
@@ -525,7 +614,7 @@ def report(results: list[Result]) -> None:
     print("a) Throughput and per-join latency (as the driver saw it; ms)")
     print()
     headers = ["broker", "agents", "in flight", "wall s", "joins/s", "p50", "p90", "max"]
-    headers += ["requests", "failed"]
+    headers += ["requests", "late", "failed"]
     rows = []
     for r in results:
         lat = r.latencies or [0.0]
@@ -541,6 +630,7 @@ def report(results: list[Result]) -> None:
                 ms(p90(lat)),
                 ms(max(lat)),
                 str(r.requests),
+                str(r.late_requests),
                 str(len(r.failures) + r.refused),
             ]
         )
@@ -567,15 +657,17 @@ def report(results: list[Result]) -> None:
     print()
     print("c) Checks after the storm")
     print()
-    headers = ["broker", "clusters", "queued changes", "logins ok", "impostor refused", "warnings (ctl/drv)"]
+    headers = ["broker", "clusters", "queued changes", "passwords current", "logins ok", "impostor refused"]
+    headers += ["warnings (ctl/drv)"]
     rows = [
         [
             r.broker,
             str(r.clusters),
             str(r.queued_changes),
+            f"{r.current}/{r.agents}",
             f"{r.logins_ok}/{r.logins_tried}",
             "yes" if r.impostor_refused else "NO",
-            f"{len(r.controller_complaints)}/{r.driver_warnings}",
+            f"{r.controller_warnings}/{r.driver_warnings}",
         ]
         for r in results
     ]
@@ -583,6 +675,13 @@ def report(results: list[Result]) -> None:
     for r in results:
         for line in [*r.controller_complaints[:5], *r.driver_warning_lines[:5]]:
             print(f"   {r.broker}: {line}")
+    for r in results:
+        if r.probe_before is not None and r.probe_after is not None:
+            print(
+                f"   {r.broker}: one dynsec round trip (createRole + deleteRole): {ms(r.probe_before)} ms"
+                f" before the storm, {ms(r.probe_after)} ms after it"
+                f" (dynamic-security.json {r.dynsec_bytes or 0:,} bytes)"
+            )
     for r in results:
         if r.profile:
             print()
@@ -618,9 +717,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=1000, help="agents that join (default 1000)")
     parser.add_argument("--concurrency", type=int, default=64, help="joins in flight at once (default 64)")
     parser.add_argument(
+        "--nodelay",
+        action="store_true",
+        help="start Mosquitto with `set_tcp_nodelay true` (default: its default, Nagle on)",
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="cProfile this process; print the top N"
     )
-    parser.add_argument("--driver", type=Path, help=argparse.SUPPRESS)  # state root: be the agents
+    parser.add_argument(
+        "--drivers", type=int, default=2, help="processes the agents are spread over (default 2)"
+    )
+    parser.add_argument("--driver", type=Path, help=argparse.SUPPRESS)  # state root: be agents...
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)  # ...first,
+    parser.add_argument("--step", type=int, default=1, help=argparse.SUPPRESS)  # first+step, ...
     return parser.parse_args(argv)
 
 
@@ -628,7 +737,8 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.driver is not None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        outcome = asyncio.run(drive(arguments.driver, arguments.agents, arguments.concurrency))
+        share = range(arguments.first, arguments.agents, arguments.step)
+        outcome = asyncio.run(drive(arguments.driver, share, arguments.concurrency))
         print(json.dumps(outcome), flush=True)
         sys.exit(0)
     started = time.perf_counter()

@@ -23,10 +23,15 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT = 10.0
 
 
+# Publishes in flight on one connection before aiomqtt warns: the controller answers
+# up to registering.CONCURRENT_REQUESTS joins at once, each with a publish.
+PENDING_WARNING = 100
+
+
 def client(
     url: urls.BrokerUrl, *, identifier: str | None = None, will: aiomqtt.Will | None = None
 ) -> aiomqtt.Client:
-    return aiomqtt.Client(
+    mqtt = aiomqtt.Client(
         url.host,
         url.port,
         identifier=identifier,
@@ -37,6 +42,8 @@ def client(
         timeout=PUBLISH_TIMEOUT,
         will=will,
     )
+    mqtt.pending_calls_threshold = PENDING_WARNING
+    return mqtt
 
 
 class Publisher:
