@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(RUN) $(PY) bench/wire.py
 	$(RUN) $(PY) bench/render.py
 	$(RUN) $(PY) bench/agent.py
+	$(RUN) $(PY) bench/join.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
