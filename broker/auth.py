@@ -54,6 +54,8 @@ class Authenticator(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
         space: Any = None
 
     async def authenticate(self, *, session: Any) -> bool:
+        if principal_of(session) is not None:
+            return True  # already authenticated for this very CONNECT (broker.embedded)
         authority: Authority = self.config.authority
         space: topics.Topics = self.config.space
         password = session.password

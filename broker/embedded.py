@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
+from amqtt.errors import MQTTError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
 from broker import auth
 from wire import topics, urls
@@ -50,6 +53,41 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
 
     # Set by `serve` when an Authority is given: rights are checked then.
     _space: topics.Topics | None = None
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[Any, Any]:
+        """Authenticate a CONNECT before it may touch any session.
+
+        amqtt looks the client id up first and only then authenticates: a
+        clean-session CONNECT deletes the subscriptions of whoever holds that
+        id, and a persistent one copies its will and username onto the
+        connected session, which amqtt later publishes unchecked. Anyone who
+        could reach the broker could silence or impersonate a cluster by its
+        (public) name. Here a client is authenticated first, and a refused one
+        gets its CONNACK and is closed without touching the session table.
+        edgefleet's clients all use clean sessions; a persistent one is refused.
+        """
+        if self._space is None:
+            opened: tuple[Any, Any] = await super()._initialize_client_session(
+                reader, writer, remote_address, remote_port
+            )
+            return opened
+        try:
+            handler, session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager
+            )
+        except MQTTError:
+            await writer.close()
+            raise
+        if not session.client_id or not session.clean_session or not await self._authenticate(session, None):
+            log.info("refused client %r from %s:%s", session.client_id, remote_address, remote_port)
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"client {session.client_id!r} refused")
+        await self._delete_session(session.client_id)  # an authenticated takeover, as MQTT says
+        session.parent = 0
+        return handler, session
 
     async def _topic_filtering(self, session: Any, topic: str, action: Any) -> bool:
         """edgefleet's rights, checked without awaiting anything.

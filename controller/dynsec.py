@@ -12,7 +12,7 @@ The roles are wire.rights translated. Mosquitto 2.0's dynsec has no `%c`
 substitution, so the bootstrap role grants `<prefix>/register/+` and
 `<prefix>/register/+/reply` to every token holder and denies subscribing to
 the wildcard filter itself: a client can only read a reply topic it can
-name, and its name is an unguessable client id (identities.bootstrap_client_id).
+name, and its name is an unguessable client id (wire.registration.bootstrap_client_id).
 The reply is sealed to the asking agent's key besides.
 """
 
@@ -112,36 +112,70 @@ def change_commands(change: BrokerChange, space: topics.Topics, root: str | None
 
 
 class Dynsec:
-    """One admin connection to Mosquitto; `apply` is controller.security.BrokerSecurity."""
+    """The admin session with Mosquitto; `apply` is controller.security.BrokerSecurity.
 
-    def __init__(
-        self, mqtt: aiomqtt.Client, url: urls.BrokerUrl, space: topics.Topics, registry: Any
-    ) -> None:
-        self._mqtt = mqtt
+    It connects when first needed and again after the connection is lost (a
+    Mosquitto restart, a network blip): a command that fails raises
+    SecurityError, its change stays queued, and the next one reconnects."""
+
+    def __init__(self, url: urls.BrokerUrl, space: topics.Topics, registry: Any) -> None:
         self._url = url
         self._space = space
         self._registry = registry  # controller.identities.Identities: topic roots of groups
         self._lock = asyncio.Lock()
         self._waiting: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self._ids = itertools.count(1)
+        self._session: contextlib.AsyncExitStack | None = None
+        self._mqtt: aiomqtt.Client | None = None
 
-    async def _read(self) -> None:
-        async for message in self._mqtt.messages:
-            try:
-                payload = message.payload if isinstance(message.payload, bytes) else b""
-                responses = json.loads(payload)["responses"]
-                key = responses[0].get("correlationData")
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                log.warning("unreadable dynamic-security response: %r", message.payload)
-                continue
-            waiter = self._waiting.pop(key, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(responses)
+    async def _connected(self) -> aiomqtt.Client:
+        if self._mqtt is not None:
+            return self._mqtt
+        await self.close()  # what is left of a lost session
+        session = contextlib.AsyncExitStack()
+        try:
+            mqtt = await session.enter_async_context(
+                publishing.client(self._url, identifier=f"edgefleet-dynsec-{secrets.token_hex(4)}")
+            )
+            await mqtt.subscribe(RESPONSE_TOPIC, qos=1)
+        except aiomqtt.MqttError as exc:
+            await _quietly(session.aclose())
+            raise errors.SecurityError(f"cannot log in to {self._url} for dynamic security: {exc}") from exc
+        reader = asyncio.create_task(self._read(mqtt))
+        session.push_async_callback(_cancelled, reader)
+        self._session, self._mqtt = session, mqtt
+        log.info("dynamic security: connected to %s", self._url)
+        return mqtt
+
+    async def close(self) -> None:
+        session, self._session, self._mqtt = self._session, None, None
+        if session is not None:
+            await _quietly(session.aclose())
+
+    async def _read(self, mqtt: aiomqtt.Client) -> None:
+        try:
+            async for message in mqtt.messages:
+                try:
+                    payload = message.payload if isinstance(message.payload, bytes) else b""
+                    responses = json.loads(payload)["responses"]
+                    key = responses[0].get("correlationData")
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                    log.warning("unreadable dynamic-security response: %r", message.payload)
+                    continue
+                waiter = self._waiting.pop(key, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(responses)
+        except aiomqtt.MqttError as exc:
+            log.warning(
+                "dynamic security: connection to %s lost (%s); reconnecting on next use", self._url, exc
+            )
+            self._mqtt = None  # the next command opens a new session
 
     async def run(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send commands in one message; return the responses. Errors are the caller's to judge."""
         if not commands:
             return []
+        mqtt = await self._connected()
         key = f"edgefleet-{next(self._ids)}"
         commands = [{**command, "correlationData": key} for command in commands]
         waiter: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
@@ -149,16 +183,18 @@ class Dynsec:
         try:
             # QoS 0: the response is the acknowledgement. Waiting for a PUBACK as well costs
             # a delayed-ACK stall (about 40 ms) per command on Mosquitto's default sockets.
-            await self._mqtt.publish(COMMAND_TOPIC, json.dumps({"commands": commands}).encode(), qos=0)
+            await mqtt.publish(COMMAND_TOPIC, json.dumps({"commands": commands}).encode(), qos=0)
             async with asyncio.timeout(ANSWER_TIMEOUT):
                 return await waiter
         except TimeoutError as exc:
+            await self.close()
             raise errors.SecurityError(
                 f"Mosquitto at {self._url} did not answer on {COMMAND_TOPIC} within {ANSWER_TIMEOUT:.0f}s: "
                 "is the dynamic-security plugin loaded, and is this its admin account? "
                 "(or run with --security none on a broker that enforces nothing)"
             ) from exc
         except aiomqtt.MqttError as exc:
+            await self.close()
             raise errors.SecurityError(
                 f"cannot reach the dynamic-security API at {self._url}: {exc}"
             ) from exc
@@ -218,17 +254,25 @@ class Dynsec:
 
 @asynccontextmanager
 async def connect(url: urls.BrokerUrl, space: topics.Topics, registry: Any) -> AsyncIterator[Dynsec]:
-    """An admin session with the dynamic-security API for the duration of the block."""
+    """An admin session with the dynamic-security API for the duration of the block.
+
+    Logs in at once, so a wrong account or an unreachable broker is an error
+    at start; later losses of the connection are mended as it is used."""
+    dynsec = Dynsec(url, space, registry)
+    await dynsec._connected()
     try:
-        async with publishing.client(url, identifier=f"edgefleet-dynsec-{secrets.token_hex(4)}") as mqtt:
-            await mqtt.subscribe(RESPONSE_TOPIC, qos=1)
-            dynsec = Dynsec(mqtt, url, space, registry)
-            reader = asyncio.create_task(dynsec._read())
-            try:
-                yield dynsec
-            finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                    await reader
-    except aiomqtt.MqttError as exc:
-        raise errors.SecurityError(f"cannot log in to {url} for dynamic security: {exc}") from exc
+        yield dynsec
+    finally:
+        await dynsec.close()
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+        await task
+
+
+async def _quietly(closing: Any) -> None:
+    """Close what may already be broken; a failure to say goodbye is no news."""
+    with contextlib.suppress(aiomqtt.MqttError, OSError):
+        await closing

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import secrets
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -41,11 +40,6 @@ def cluster_username(name: str) -> str:
 def agent_client_id(name: str) -> str:
     """The one client id a cluster's credentials may connect with (edge_agent.agent uses it)."""
     return f"edgefleet-agent-{name}"
-
-
-def bootstrap_client_id() -> str:
-    """Unguessable, so no other holder of the same token can name this client's reply topic."""
-    return f"join-{secrets.token_hex(16)}"
 
 
 class RequestStatus(enum.Enum):
@@ -232,8 +226,14 @@ class Identities:
         return [_request(r) for r in rows]
 
     def hold(self, request: JoinRequest, *, consume: bool) -> None:
-        """Record (or refresh) a request that waits for an operator."""
+        """Record (or refresh) a request that waits for an operator.
+
+        An operator's decision made meanwhile (approved, and so on) is never
+        overwritten: only a missing, pending or denied request is (re)written."""
         with self.state.transaction() as db:
+            row = db.execute("SELECT status FROM join_requests WHERE name = ?", (request.name,)).fetchone()
+            if row is not None and row[0] not in (RequestStatus.PENDING.value, RequestStatus.DENIED.value):
+                return
             self._upsert_request(db, request)
             if consume:
                 db.execute("UPDATE tokens SET uses = uses + 1 WHERE id = ?", (request.token_id,))
@@ -318,6 +318,9 @@ class Identities:
         username = cluster_username(request.name)
         now = time.time()
         with self.state.transaction() as db:
+            row = db.execute("SELECT revoked_at FROM clusters WHERE name = ?", (request.name,)).fetchone()
+            if row is not None and row[0] is not None:  # revoked between the decision and now
+                raise errors.ControllerError(f"cluster {request.name!r} was revoked; join under another name")
             db.execute(
                 "INSERT INTO clusters (name, group_name, labels, created_at, public_key, facts) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "

@@ -17,8 +17,10 @@ before use.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -110,6 +112,18 @@ CREATE TABLE IF NOT EXISTS deliveries (
 _ADDED_CLUSTER_COLUMNS = {"public_key": "TEXT", "facts": "TEXT NOT NULL DEFAULT '{}'", "revoked_at": "REAL"}
 
 
+def _private(path: Path) -> None:
+    """Create the database 0600 (it holds hashes, and briefly passwords for the broker).
+
+    An existing database is only chmod'ed, never opened here: closing any
+    descriptor of a file drops every POSIX lock this process holds on it,
+    including the locks of SQLite connections already open on it."""
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    os.chmod(path, 0o600)
+
+
 class DeliveryKind(enum.Enum):
     MANIFEST = "manifest"
     TOMBSTONE = "tombstone"
@@ -158,12 +172,16 @@ class State:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            _private(path)
             self._db = sqlite3.connect(path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._migrate()
-        except sqlite3.Error as exc:
+            for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                if companion.exists():
+                    os.chmod(companion, 0o600)
+        except (sqlite3.Error, OSError) as exc:
             raise errors.StateError(f"cannot open the state database {path}: {exc}") from exc
 
     def _migrate(self) -> None:
@@ -253,6 +271,17 @@ class State:
                 raise errors.ControllerError(
                     f"group {name!r} still has bundles ({bundles}); retarget or delete them first"
                 )
+            live_tokens = db.execute(
+                "SELECT id FROM tokens WHERE group_name = ? AND revoked_at IS NULL AND expires_at > ?",
+                (name, time.time()),
+            ).fetchall()
+            if live_tokens:
+                ids = ", ".join(sorted(row[0] for row in live_tokens))
+                raise errors.ControllerError(
+                    f"group {name!r} still has join tokens ({ids}); revoke them first"
+                )
+            db.execute("DELETE FROM join_requests WHERE group_name = ?", (name,))
+            db.execute("DELETE FROM tokens WHERE group_name = ?", (name,))
             db.execute("DELETE FROM deliveries WHERE group_name = ?", (name,))
             db.execute("DELETE FROM groups WHERE name = ?", (name,))
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +138,7 @@ async def join(
     )
     backoff = backoff or Backoff()
     while True:
-        client_id = f"join-{secrets.token_hex(16)}"
+        client_id = registration.bootstrap_client_id()
         try:
             grant = await _ask(url, ticket, client_id, request, key, space, ask_again)
         except aiomqtt.MqttCodeError as exc:

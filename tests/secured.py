@@ -50,6 +50,7 @@ class Secured:
     aggregator: aggregating.Aggregator
     ca_der: bytes
     space: topics.Topics = dataclasses.field(default_factory=topics.Topics)
+    mosquitto_admin: urls.BrokerUrl | None = None  # the dynsec admin's login (Mosquitto only)
 
     def token(self, *, group: str | None = None, **options: object) -> tuple[tokens.Token, str]:
         token, join = join_cli.issue(
@@ -152,6 +153,7 @@ async def secured_fleet(
                     group,
                     aggregator,
                     tlsca.der_of(Path(url.ca_file)),
+                    mosquitto_admin=mosquitto_admin,
                 )
                 async with _running(aggregator):
                     yield secured

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from controller import delivering, identities, tokens
+from controller import delivering, dynsec, identities, tokens
 from controller.identities import RequestStatus
 from edge_agent import applying, joining
 from edge_agent import cli as agent_cli
@@ -24,7 +24,7 @@ from tests import mqtt, waiting
 from tests.fakekube import FakeCluster
 from tests.secured import Secured, quick_backoff, secured_fleet
 from wire import joining as join_strings
-from wire import keys, summaries
+from wire import keys, registration, summaries
 
 CONFIG = (
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {mode: fast}\n"
@@ -286,7 +286,7 @@ async def test_a_bootstrap_client_cannot_read_another_clients_reply(secured: Sec
     await secured.settled()
     space = secured.space
     async with secured.client(
-        tokens.bootstrap_username(token.id), secret, identities.bootstrap_client_id()
+        tokens.bootstrap_username(token.id), secret, registration.bootstrap_client_id()
     ) as spy:
         assert _refused(await spy.subscribe(space.register_reply_filter(), qos=1))
         assert _refused(await spy.subscribe(f"{space.prefix}/register/#", qos=1))
@@ -337,3 +337,64 @@ def _controller_login(secured: Secured) -> tuple[str, str]:
 def _refused(result: object) -> bool:
     codes = result if isinstance(result, list) else [result]
     return all(getattr(code, "value", code) >= 0x80 for code in codes)
+
+
+@pytest.mark.parametrize("clean_session", [True, False])
+async def test_a_stranger_using_a_clusters_client_id_neither_silences_nor_impersonates_it(
+    secured: Secured, tmp_path: Path, clean_session: bool
+) -> None:
+    _, join = secured.token()
+    me = await _join(secured, join, _name("me"), tmp_path / "me")
+    client_id = identities.agent_client_id(me.config.cluster)
+    forged_topic = secured.space.summary()
+    async with _as_cluster(secured, me) as victim:
+        await victim.subscribe(secured.space.bundles_filter(secured.group), qos=1)
+        stranger = aiomqtt.Client(
+            secured.url.host,
+            secured.url.port,
+            identifier=client_id,
+            username=me.config.username,
+            password="not-the-password",
+            clean_session=clean_session,
+            tls_params=aiomqtt.TLSParameters(ca_certs=secured.url.ca_file),
+            will=aiomqtt.Will(forged_topic, b"FORGED", qos=1, retain=True),
+        )
+        with pytest.raises(aiomqtt.MqttError):
+            async with stranger:
+                pass
+        async with secured.client(*_controller_login(secured), "publisher") as controller:
+            await controller.publish(secured.space.bundle(secured.group, "after"), b"still-here", qos=1)
+            received = await _drain(victim, 1.0)
+            assert (secured.space.bundle(secured.group, "after"), b"still-here") in received
+            await controller.subscribe(forged_topic, qos=1)
+            assert all(payload != b"FORGED" for _, payload in await _drain(controller, 0.5))
+
+
+async def test_dynamic_security_survives_losing_its_admin_connection(
+    secured: Secured, tmp_path: Path
+) -> None:
+    if secured.kind != "mosquitto":
+        pytest.skip("the embedded broker has no admin connection")
+    admin = secured.aggregator.broker_security
+    assert isinstance(admin, dynsec.Dynsec)
+    _, join = secured.token()
+    name = _name()
+    joined = await _join(secured, join, name, tmp_path / "device")
+    old = admin._mqtt
+    assert old is not None and secured.mosquitto_admin is not None
+    takeover = secured.mosquitto_admin
+    async with aiomqtt.Client(  # the same client id takes the admin's session over, as a restart drops it
+        takeover.host,
+        takeover.port,
+        identifier=old.identifier,
+        username=takeover.username,
+        password=takeover.password,
+        tls_params=aiomqtt.TLSParameters(ca_certs=takeover.ca_file),
+    ):
+        pass
+    secured.registry.revoke_cluster(name, 0.0)
+    await secured.settled()
+    assert joined.config.username is not None
+    assert await _refused_connect(
+        secured, joined.config.username, joined.config.password, identities.agent_client_id(name)
+    )

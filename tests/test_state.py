@@ -5,7 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from controller.state import Cluster, State
+import pytest
+
+from controller import errors, join_cli
+from controller.identities import Identities
+from controller.state import Cluster, Group, State
+from wire import keys, urls
 
 
 def test_a_database_from_before_registration_gains_the_new_columns(tmp_path: Path) -> None:
@@ -24,5 +29,34 @@ def test_a_database_from_before_registration_gains_the_new_columns(tmp_path: Pat
     state = State(path)
     try:
         assert state.clusters() == [Cluster("pi-1", "edge/west", {}, revoked=False)]
+    finally:
+        state.close()
+
+
+def test_the_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    state = State(tmp_path / "edgefleet.db")
+    try:
+        state.add_group(Group("edge/west", "edge/west", {}))  # a write: the WAL files appear
+    finally:
+        state.close()
+    again = State(tmp_path / "edgefleet.db")
+    again.close()
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_a_group_with_a_live_token_is_kept_and_one_with_only_revoked_tokens_goes(tmp_path: Path) -> None:
+    state = State(tmp_path / "edgefleet.db")
+    try:
+        state.add_group(Group("edge/west", "edge/west", {}))
+        registry = Identities(state)
+        token, _ = join_cli.issue(
+            registry, keys.SigningKey.generate(), group="edge/west", broker=urls.BrokerUrl("h", 1)
+        )
+        with pytest.raises(errors.ControllerError, match="join tokens"):
+            state.delete_group("edge/west")
+        registry.revoke_token(token.id, 0.0)
+        state.delete_group("edge/west")
+        assert state.groups() == [] and registry.all_tokens() == []
     finally:
         state.close()

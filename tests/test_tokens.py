@@ -239,7 +239,30 @@ def test_decide_refuses_a_name_added_by_hand_without_a_device_key() -> None:
     assert "taken" in decision.message
 
 
-@pytest.mark.parametrize("state", [{}, USED_UP, EXPIRED, {"approval": tokens.Approval.MANUAL}])
+@pytest.mark.parametrize(("state", "reason"), [(EXPIRED, "has expired"), (REVOKED, "was revoked")])
+@pytest.mark.parametrize("held", [None, RequestStatus.PENDING, RequestStatus.APPROVED])
+def test_decide_refuses_asking_again_on_a_revoked_or_expired_token(
+    state: dict[str, Any], reason: str, held: RequestStatus | None
+) -> None:
+    registered = _registered() if held is None else None
+    decision = _decide(
+        token=_token(**state), registered=registered, held=_held(held) if held is not None else None
+    )
+    assert decision.outcome is Outcome.REFUSED
+    assert reason in decision.message
+
+
+@pytest.mark.parametrize("status", [RequestStatus.PENDING, RequestStatus.APPROVED])
+def test_decide_refuses_moving_a_held_request_to_another_token(status: RequestStatus) -> None:
+    other = _token(group="secret", id="ffffffffffffffff")
+    request = dataclasses.replace(_request(), token_id=other.id)
+    decision = _decide(request, token=other, held=_held(status))
+    assert decision.outcome is Outcome.REFUSED
+    assert "another token" in decision.message
+    assert not decision.consume
+
+
+@pytest.mark.parametrize("state", [{}, USED_UP, {"approval": tokens.Approval.MANUAL}])
 def test_decide_approves_the_same_device_key_again_without_consuming(state: dict[str, Any]) -> None:
     decision = _decide(token=_token(**state), registered=_registered())
     assert decision.outcome is Outcome.APPROVED

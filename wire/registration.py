@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,12 @@ class Reply:
 
 
 # -- requests -------------------------------------------------------------------------------
+
+
+def bootstrap_client_id() -> str:
+    """A joining agent's client id: unguessable, so no other holder of the same token can
+    name its reply topic (Mosquitto cannot restrict it to the client's own)."""
+    return f"join-{secrets.token_hex(16)}"
 
 
 def encode_request(request: Request) -> bytes:
