@@ -370,11 +370,10 @@ async def test_a_stranger_using_a_clusters_client_id_neither_silences_nor_impers
             assert all(payload != b"FORGED" for _, payload in await _drain(controller, 0.5))
 
 
+@pytest.mark.parametrize("secured", ["mosquitto"], indirect=True)  # the embedded broker has no admin link
 async def test_dynamic_security_survives_losing_its_admin_connection(
     secured: Secured, tmp_path: Path
 ) -> None:
-    if secured.kind != "mosquitto":
-        pytest.skip("the embedded broker has no admin connection")
     admin = secured.aggregator.broker_security
     assert isinstance(admin, dynsec.Dynsec)
     _, join = secured.token()
