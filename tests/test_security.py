@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -253,30 +254,59 @@ async def test_a_cluster_writes_only_its_own_topics_and_reads_only_its_group(
         assert all(not topic.startswith(other_group) for topic, _ in received)
 
 
+# A client that connects with a will and dies without DISCONNECT (os._exit), in its own process.
+_DIES_ABRUPTLY = """
+import asyncio, os, sys, aiomqtt
+async def main(host, port, client_id, user, password, ca, topic):
+    will = aiomqtt.Will(topic, b"will", qos=1)
+    try:
+        async with aiomqtt.Client(host, int(port), identifier=client_id, username=user, password=password,
+                                  tls_params=aiomqtt.TLSParameters(ca_certs=ca), will=will):
+            print("connected", flush=True)
+            os._exit(0)
+    except aiomqtt.MqttError as exc:
+        print("refused", exc, flush=True)
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def _die_with_will(secured: Secured, joined: joining.Joined, topic: str) -> str:
+    config = joined.config
+    assert config.username is not None and config.password is not None and secured.url.ca_file is not None
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _DIES_ABRUPTLY,
+        secured.url.host,
+        str(secured.url.port),
+        identities.agent_client_id(config.cluster),
+        config.username,
+        config.password,
+        secured.url.ca_file,
+        topic,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    return output.decode()
+
+
 async def test_a_cluster_cannot_leave_a_will_on_another_clusters_presence(
     secured: Secured, tmp_path: Path
 ) -> None:
     _, join = secured.token()
     me = await _join(secured, join, _name("me"), tmp_path / "me")
+    own = secured.space.presence(secured.group, me.config.cluster)
     victim = secured.space.presence(secured.group, _name("victim"))
     async with secured.client(*_controller_login(secured), "observer") as observer:
+        await observer.subscribe(own, qos=1)
         await observer.subscribe(victim, qos=1)
-        config = me.config
-        forged_will = aiomqtt.Will(victim, b'{"online": false}', qos=1, retain=True)
-        client = aiomqtt.Client(
-            secured.url.host,
-            secured.url.port,
-            identifier=identities.agent_client_id(config.cluster),
-            username=config.username,
-            password=config.password,
-            tls_params=aiomqtt.TLSParameters(ca_certs=secured.url.ca_file),
-            will=forged_will,
-            keepalive=1,
-        )
+        # Control: a will on its own presence topic is what dying abruptly publishes.
+        assert "connected" in await _die_with_will(secured, me, own)
+        async with asyncio.timeout(10):
+            first = await anext(observer.messages)
+        assert (first.topic.value, first.payload) == (own, b"will")
         # Refused at connect (embedded), or connected and the will dropped (Mosquitto checks it on send).
-        with contextlib.suppress(aiomqtt.MqttError):
-            async with client:
-                client._client.socket().close()  # die without DISCONNECT, so a will would fire
+        await _die_with_will(secured, me, victim)
         assert await _drain(observer, 3.0) == []
 
 
