@@ -261,7 +261,44 @@ def status_lines(snapshot: Snapshot, *, now: float) -> list[str]:
     return [*lines, "", fleet_line(snapshot.fleet)]
 
 
-def cluster_lines(snapshot: Snapshot, *, now: float) -> list[str]:
+# Rows `edgefleet clusters` prints unless told otherwise: a 10,000-cluster fleet is
+# filtered (--group, --state), not scrolled.
+DEFAULT_CLUSTER_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which clusters `edgefleet clusters` shows."""
+
+    group: str | None = None  # a topic root; its sub-groups too (edge matches edge/us-west)
+    state: str | None = None  # a bundle state, Offline or Revoked; any case
+    limit: int | None = None  # at most this many rows; None: all
+
+    def keeps(self, group: str, state: str, online: bool | None) -> bool:
+        if self.group is not None and group != self.group and not group.startswith(self.group + "/"):
+            return False
+        if self.state is None:
+            return True
+        wanted = self.state.lower()
+        return wanted == state.lower() or (wanted == "offline" and online is False)
+
+
+def _cluster_rows(snapshot: Snapshot, selection: Selection) -> list[summaries.ClusterRow]:
+    return [r for r in _rows(snapshot) if selection.keeps(r["group"], r["state"], r["online"])]
+
+
+def _revoked(snapshot: Snapshot, selection: Selection) -> list[tuple[str, str]]:
+    """(group, name) of revoked clusters: they count nowhere, and are listed so nobody wonders."""
+    return [
+        (g["group"], name)
+        for g in _groups(snapshot)
+        for name in g.get("revoked", [])
+        if isinstance(name, str) and selection.keeps(g["group"], "Revoked", False)
+    ]
+
+
+def cluster_lines(snapshot: Snapshot, *, now: float, selection: Selection | None = None) -> list[str]:
+    selection = selection or Selection(limit=DEFAULT_CLUSTER_ROWS)
     rows = [
         [
             r["name"],
@@ -272,18 +309,24 @@ def cluster_lines(snapshot: Snapshot, *, now: float) -> list[str]:
             _ratio(r["ready"], r["desired"]),
             r["state"],
         ]
-        for r in _rows(snapshot)
+        for r in _cluster_rows(snapshot, selection)
     ]
-    # Revoked clusters count nowhere; they are listed so nobody wonders where one went.
-    rows += [
-        [name, g["group"], "-", "no", "-", "-", "Revoked"]
-        for g in _groups(snapshot)
-        for name in g.get("revoked", [])
-        if isinstance(name, str)
-    ]
+    rows += [[name, group, "-", "no", "-", "-", "Revoked"] for group, name in _revoked(snapshot, selection)]
     if not rows:
         return ["No clusters found."]
-    return table(["NAME", "GROUP", "LABELS", "ONLINE", "LAST-SEEN", "BUNDLES-READY", "STATE"], rows)
+    shown = rows if selection.limit is None else rows[: selection.limit]
+    lines = table(["NAME", "GROUP", "LABELS", "ONLINE", "LAST-SEEN", "BUNDLES-READY", "STATE"], shown)
+    if len(shown) < len(rows):
+        lines.append(
+            f"… and {len(rows) - len(shown)} more: narrow with --group or --state, or --limit 0 for all"
+        )
+    return lines
+
+
+def cluster_document(snapshot: Snapshot, selection: Selection | None = None) -> list[summaries.ClusterRow]:
+    rows = _cluster_rows(snapshot, selection or Selection())
+    limit = selection.limit if selection is not None else None
+    return rows if limit is None else rows[:limit]
 
 
 def bundle_lines(snapshot: Snapshot, *, now: float) -> list[str]:
@@ -321,12 +364,18 @@ class View:
 
 VIEWS = {
     "status": View(status_lines, status_document),
-    "clusters": View(cluster_lines, _rows),
     "bundles": View(bundle_lines, _bundles),
 }
 
 
-def render(snapshot: Snapshot, *, command: str, output: str, now: float) -> list[str]:
+def render(
+    snapshot: Snapshot, *, command: str, output: str, now: float, selection: Selection | None = None
+) -> list[str]:
+    """`command`'s output; `selection` narrows `clusters` (default: the first DEFAULT_CLUSTER_ROWS rows)."""
+    if command == "clusters":
+        if output == "json":
+            return json.dumps(cluster_document(snapshot, selection), indent=2, sort_keys=True).splitlines()
+        return cluster_lines(snapshot, now=now, selection=selection)
     view = VIEWS[command]
     if output == "json":
         return json.dumps(view.document(snapshot), indent=2, sort_keys=True).splitlines()
@@ -501,6 +550,16 @@ def add_commands(
         )
         add_broker(parser)
         parser.set_defaults(run=run, status_command=name)
+    clusters = parsers["clusters"]
+    clusters.add_argument("--group", help="only this group (a topic root) and its sub-groups")
+    clusters.add_argument(
+        "--state", help="only clusters in this state: Ready, NotReady, ..., Offline, Revoked"
+    )
+    clusters.add_argument(
+        "--limit",
+        type=int,
+        help=f"at most this many rows (default {DEFAULT_CLUSTER_ROWS} in a table, all in JSON; 0: all)",
+    )
     return parsers
 
 
@@ -528,6 +587,20 @@ def _broker(args: argparse.Namespace) -> urls.BrokerUrl:
     return login.login(url, Path(state_dir) if state_dir else None)
 
 
+def _selection(args: argparse.Namespace) -> Selection | None:
+    """--group, --state and --limit of `clusters` (other commands have none)."""
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 0:
+        raise errors.ControllerError("--limit must be 0 (all) or more")
+    if limit is None and args.output == "table":
+        limit = DEFAULT_CLUSTER_ROWS
+    return Selection(
+        group=getattr(args, "group", None),
+        state=getattr(args, "state", None),
+        limit=None if limit == 0 else limit,
+    )
+
+
 def _topics(args: argparse.Namespace) -> topics.Topics:
     try:
         return topics.Topics(args.topic_prefix)
@@ -548,7 +621,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             asyncio.run(read(url, snapshot, timeout=args.timeout))
             if (shortfall := snapshot.shortfall()) is not None:
                 print(f"edgefleet: warning: {shortfall} within {args.timeout:g}s", file=err)
-            for line in render(snapshot, command=command, output=output, now=time.time()):
+            for line in render(
+                snapshot, command=command, output=output, now=time.time(), selection=_selection(args)
+            ):
                 print(line, file=out)
     finally:
         if (warning := malformed_warning(snapshot)) is not None:
@@ -567,7 +642,13 @@ def _run_watch(url: urls.BrokerUrl, snapshot: Snapshot, args: argparse.Namespace
 
     def draw(current: Snapshot) -> None:
         nonlocal drawn
-        lines = render(current, command=args.status_command, output=args.output, now=time.time())
+        lines = render(
+            current,
+            command=args.status_command,
+            output=args.output,
+            now=time.time(),
+            selection=_selection(args),
+        )
         print(frame(lines, tty=tty, first=not drawn, output=args.output), end="", file=out, flush=True)
         drawn += 1
 

@@ -588,3 +588,34 @@ async def test_watch_command_redraws_into_a_pipe_and_ends_cleanly_on_ctrl_c(
             await process.wait()
     assert code == 0
     assert await process.stderr.read() == b""
+
+
+@pytest.mark.parametrize(
+    ("selection", "names"),
+    [
+        (status_cli.Selection(group="edge/us-west"), ["pi-01", "pi-02", "pi-03"]),
+        (status_cli.Selection(group="edge"), ["pi-07", "pi-09", "pi-01", "pi-02", "pi-03"]),
+        (status_cli.Selection(group="edge/us"), []),
+        (status_cli.Selection(state="offline"), ["pi-07"]),
+        (status_cli.Selection(state="modified"), ["pi-03"]),
+        (status_cli.Selection(group="edge/us-east", state="Pending"), ["pi-09"]),
+    ],
+)
+def test_clusters_are_filtered_by_group_and_state(selection: status_cli.Selection, names: list[str]) -> None:
+    lines = status_cli.render(_snapshot(), command="clusters", output="table", now=NOW, selection=selection)
+    shown = [row[0] for row in _columns(lines)[1:]] if names else []
+    assert shown == names
+    document = json.loads(
+        "\n".join(
+            status_cli.render(_snapshot(), command="clusters", output="json", now=NOW, selection=selection)
+        )
+    )
+    assert [row["name"] for row in document] == names
+
+
+def test_a_long_clusters_table_stops_at_the_limit_and_says_how_to_see_more() -> None:
+    lines = status_cli.render(
+        _snapshot(), command="clusters", output="table", now=NOW, selection=status_cli.Selection(limit=2)
+    )
+    assert len(_columns(lines[:-1])) == 3  # headers and two rows
+    assert lines[-1] == "… and 3 more: narrow with --group or --state, or --limit 0 for all"
