@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(RUN) $(PY) bench/render.py
 	$(RUN) $(PY) bench/agent.py
 	$(RUN) $(PY) bench/join.py
+	$(RUN) $(PY) bench/summaries.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from wire import manifests, selectors, status, summaries
 
 OFFLINE = "Offline"
+_READY = status.State.READY.value  # read per cell: an enum attribute lookup costs more than the compare
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Cell:
 
     @property
     def ready(self) -> bool:
-        return self.state == status.State.READY.value and self.cluster.online is True
+        return self.state == _READY and self.cluster.online is True
 
 
 def cells(table: Table) -> dict[str, list[Cell]]:
@@ -148,10 +149,18 @@ def cells(table: Table) -> dict[str, list[Cell]]:
     return found
 
 
+_STATES = {state.value: state for state in status.State}
+
+
+def _worst(cells: list[Cell]) -> str:
+    """The state that stands for `cells` (a cluster row's), without building a message."""
+    return status.worst([_STATES[c.state] for c in cells if c.state in _STATES]).value
+
+
 def _counts(group_cells: list[Cell]) -> summaries.Counts:
     states = collections.Counter(cell.state for cell in group_cells)
     offline = [cell for cell in group_cells if cell.cluster.online is False]
-    known = [status.State(s) for s in states if s in {x.value for x in status.State}]
+    known = [_STATES[s] for s in states if s in _STATES]
     worst = status.worst(known)
     parts = []
     for state in sorted(known, key=lambda s: s.rank, reverse=True):
@@ -214,9 +223,12 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
             for bundle, bundle_cells in by_bundle.items()
             if (mine := [c for c in bundle_cells if c.cluster.group == group])
         }
+        by_cluster: dict[int, list[Cell]] = collections.defaultdict(list)
+        for cell in group_cells:  # one pass: rows are linear in the group's cells, not quadratic
+            by_cluster[id(cell.cluster)].append(cell)
         rows = []
         for seen in members:
-            mine = [c for c in group_cells if c.cluster is seen]
+            mine = by_cluster.get(id(seen), [])
             rows.append(
                 summaries.ClusterRow(
                     name=seen.name,
@@ -227,7 +239,7 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
                     agent_version=seen.report["agent_version"] if seen.report is not None else None,
                     desired=len(mine),
                     ready=sum(1 for c in mine if c.ready),
-                    state=_counts(mine)["state"],
+                    state=_worst(mine),
                 )
             )
         group_docs[group] = summaries.GroupSummary(
