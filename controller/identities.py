@@ -27,7 +27,7 @@ from pathlib import Path
 
 from controller import errors, keystore, tokens
 from controller.state import State
-from wire import rights
+from wire import registration, rights
 
 CONTROLLER_USERNAME = "edgefleet-controller"
 PASSWORD_FILE = "broker-password"
@@ -189,7 +189,7 @@ class Identities:
             if not db.execute("SELECT 1 FROM tokens WHERE id = ?", (token_id,)).fetchone():
                 raise errors.ControllerError(f"no token {token_id!r}; 'edgefleet token list' shows them")
             db.execute("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now, token_id))
-            _queue(db, ChangeAction.REMOVE, tokens.bootstrap_username(token_id), rights.Role.BOOTSTRAP)
+            _queue(db, ChangeAction.REMOVE, registration.bootstrap_username(token_id), rights.Role.BOOTSTRAP)
         token = self.token(token_id)
         assert token is not None
         return token
@@ -208,7 +208,9 @@ class Identities:
             for (token_id,) in rows:
                 # Retiring is revoking that nobody asked for: the account goes, the record stays.
                 db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (now, token_id))
-                _queue(db, ChangeAction.REMOVE, tokens.bootstrap_username(token_id), rights.Role.BOOTSTRAP)
+                _queue(
+                    db, ChangeAction.REMOVE, registration.bootstrap_username(token_id), rights.Role.BOOTSTRAP
+                )
                 retired.append(token_id)
         return retired
 

@@ -169,7 +169,8 @@ class Registrar:
             registered = self.registry.registered(change.cluster or "")
             return registered is not None and not registered.revoked
         if change.role is rights.Role.BOOTSTRAP:
-            token = self.registry.token(change.username.removeprefix("join-"))
+            token_id = registration.token_of(change.username)
+            token = self.registry.token(token_id) if token_id is not None else None
             return token is not None and token.revoked_at is None
         return True
 

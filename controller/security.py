@@ -22,7 +22,7 @@ from typing import Protocol
 from controller import identities, tokens
 from controller.identities import BrokerChange, ChangeAction, Identities
 from wire import errors as wire_errors
-from wire import names, rights
+from wire import names, registration, rights
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ class RegistryAuthority:
     ) -> rights.Principal | None:
         if not username or password is None:
             return None
-        if username.startswith("join-"):
-            token = self._registry.token(username[len("join-") :])
+        token_id = registration.token_of(username)
+        if token_id is not None:
+            token = self._registry.token(token_id)
             if (
                 token is None
                 or token.revoked_at is not None
@@ -80,7 +81,7 @@ class RegistryAuthority:
                 names.cluster(client_id)
             except wire_errors.InvalidName:
                 return None
-            if not client_id.startswith("join-"):
+            if not client_id.startswith(registration.BOOTSTRAP_PREFIX):
                 return None
             return rights.Principal(rights.Role.BOOTSTRAP, username, client_id=client_id)
         credential = self._registry.credential(username)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from controller import errors
+from wire import registration
 
 # A week, as Fleet's registration tokens: long enough to image a batch of devices.
 DEFAULT_TTL = 7 * 24 * 3600.0
@@ -46,11 +47,7 @@ class Token:
     @property
     def username(self) -> str:
         """The bootstrap broker account this token stands for."""
-        return bootstrap_username(self.id)
-
-
-def bootstrap_username(token_id: str) -> str:
-    return f"join-{token_id}"
+        return registration.bootstrap_username(self.id)
 
 
 def new_secret() -> str:

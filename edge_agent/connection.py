@@ -37,9 +37,14 @@ OnConnect = Callable[[aiomqtt.Client, int], Awaitable[None]]
 """Called with the connected client and its session before messages flow."""
 
 
-def _client(
-    url: urls.BrokerUrl, identifier: str, keepalive: int, will: aiomqtt.Will | None
+def client(
+    url: urls.BrokerUrl,
+    identifier: str,
+    *,
+    keepalive: int = agent_config.DEFAULT_KEEPALIVE,
+    will: aiomqtt.Will | None = None,
 ) -> aiomqtt.Client:
+    """An MQTT 3.1.1 clean-session client for `url` (its credentials and CA), as the agent dials."""
     return aiomqtt.Client(
         url.host,
         url.port,
@@ -78,15 +83,15 @@ async def messages(
             topic, payload = will(session)
             last_will = aiomqtt.Will(topic, payload, qos=1, retain=True)
         try:
-            async with _client(url, identifier, keepalive, last_will) as client:
+            async with client(url, identifier, keepalive=keepalive, will=last_will) as mqtt:
                 for topic_filter in filters:
-                    await client.subscribe(topic_filter, qos=1)
+                    await mqtt.subscribe(topic_filter, qos=1)
                 if on_connect is not None:
-                    await on_connect(client, session)
+                    await on_connect(mqtt, session)
                 log.info("connected to %s as %s (session %d)", url, identifier, session)
                 backoff.reset()
                 try:
-                    async for message in client.messages:
+                    async for message in mqtt.messages:
                         payload = message.payload
                         yield message.topic.value, payload if isinstance(payload, bytes) else b""
                 except (asyncio.CancelledError, GeneratorExit):
@@ -94,7 +99,7 @@ async def messages(
                         # Say goodbye while the link is up, so nobody waits for the will.
                         with contextlib.suppress(Exception):
                             async with asyncio.timeout(GOODBYE_TIMEOUT):
-                                await on_goodbye(client, session)
+                                await on_goodbye(mqtt, session)
                     raise
         except aiomqtt.MqttError as exc:
             delay = backoff.next_delay()

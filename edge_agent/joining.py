@@ -17,6 +17,7 @@ while waiting reconnects and asks again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import platform
 from collections.abc import Mapping
@@ -92,16 +93,10 @@ def _broker_url(join: joining.JoinString, state_dir: Path) -> urls.BrokerUrl:
     return urls.BrokerUrl.parse(join.broker, ca_file=ca_file)
 
 
-def _client(url: urls.BrokerUrl, join: joining.JoinString, client_id: str) -> aiomqtt.Client:
-    return aiomqtt.Client(
-        url.host,
-        url.port,
-        identifier=client_id,
-        username=f"join-{join.token_id}",
-        password=join.secret,
-        protocol=aiomqtt.ProtocolVersion.V311,
-        tls_params=aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None,
-        clean_session=True,
+def _bootstrap_login(url: urls.BrokerUrl, ticket: joining.JoinString) -> urls.BrokerUrl:
+    """`url` logged in as the token's bootstrap account (the secret is its password)."""
+    return dataclasses.replace(
+        url, username=registration.bootstrap_username(ticket.token_id), password=ticket.secret
     )
 
 
@@ -168,7 +163,7 @@ async def _ask(
     space: topics.Topics,
     ask_again: float,
 ) -> registration.Grant:
-    async with _client(url, ticket, client_id) as mqtt:
+    async with connection.client(_bootstrap_login(url, ticket), client_id) as mqtt:
         await mqtt.subscribe(space.register_reply(client_id), qos=1)
         payload = registration.encode_request(request)
         await mqtt.publish(space.register(client_id), payload, qos=1)

@@ -71,9 +71,7 @@ def secured_mosquitto(workdir: Path, tls: tlscerts.TlsFiles) -> Iterator[urls.Br
         check=True,
         capture_output=True,
     )
-    extra = (
-        f"plugin {dynsec_plugin()}\nplugin_opt_config_file {dynsec}\n"
-    )
+    extra = f"plugin {dynsec_plugin()}\nplugin_opt_config_file {dynsec}\n"
     with mosquitto(workdir, extra_config=extra, tls=tls, anonymous=False) as url:
         yield dataclasses.replace(url, username=DYNSEC_ADMIN, password=password)
 

@@ -316,7 +316,7 @@ async def test_a_bootstrap_client_cannot_read_another_clients_reply(secured: Sec
     await secured.settled()
     space = secured.space
     async with secured.client(
-        tokens.bootstrap_username(token.id), secret, registration.bootstrap_client_id()
+        registration.bootstrap_username(token.id), secret, registration.bootstrap_client_id()
     ) as spy:
         assert _refused(await spy.subscribe(space.register_reply_filter(), qos=1))
         assert _refused(await spy.subscribe(f"{space.prefix}/register/#", qos=1))
@@ -324,7 +324,7 @@ async def test_a_bootstrap_client_cannot_read_another_clients_reply(secured: Sec
         await _join(secured, join, _name(), tmp_path / "device")
         assert await _drain(spy, 0.5) == []
     # Nor may it publish anywhere but its own request topic.
-    assert await _refused_connect(secured, tokens.bootstrap_username(token.id), "wrong", "join-x")
+    assert await _refused_connect(secured, registration.bootstrap_username(token.id), "wrong", "join-x")
 
 
 async def test_a_revoked_cluster_is_disconnected_cannot_reconnect_and_shows_as_revoked(

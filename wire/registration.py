@@ -92,10 +92,24 @@ class Reply:
 # -- requests -------------------------------------------------------------------------------
 
 
+# Bootstrap accounts are `join-<token id>`; their clients connect as `join-<random>`.
+BOOTSTRAP_PREFIX = "join-"
+
+
+def bootstrap_username(token_id: str) -> str:
+    """The broker account a join token stands for (its secret is the password)."""
+    return BOOTSTRAP_PREFIX + token_id
+
+
+def token_of(username: str) -> str | None:
+    """The token id of a bootstrap account, or None for any other account."""
+    return username[len(BOOTSTRAP_PREFIX) :] if username.startswith(BOOTSTRAP_PREFIX) else None
+
+
 def bootstrap_client_id() -> str:
     """A joining agent's client id: unguessable, so no other holder of the same token can
     name its reply topic (Mosquitto cannot restrict it to the client's own)."""
-    return f"join-{secrets.token_hex(16)}"
+    return BOOTSTRAP_PREFIX + secrets.token_hex(16)
 
 
 def encode_request(request: Request) -> bytes:
