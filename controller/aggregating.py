@@ -227,20 +227,13 @@ class Aggregator:
 
     async def _answer(self, client_id: str, payload: bytes, mqtt: aiomqtt.Client) -> None:
         assert self.registrar is not None
-
-        async def send(topic: str, reply: bytes) -> None:
-            await mqtt.publish(topic, reply, qos=1)
-
         try:
-            await self.registrar.handle(client_id, payload, send)
+            await self.registrar.handle(client_id, payload, _replies(mqtt))
         except Exception:  # one bad request (or a broker hiccup) must not stop the controller
             log.exception("join request from %s not answered; the agent will ask again", client_id)
 
     async def _security_loop(self, state: State, mqtt: aiomqtt.Client) -> None:
         assert self.registrar is not None
-
-        async def send(topic: str, reply: bytes) -> None:
-            await mqtt.publish(topic, reply, qos=1)
 
         async def clear(root: str, name: str) -> None:
             for topic in (self.space.status(root, name), self.space.presence(root, name)):
@@ -249,7 +242,7 @@ class Aggregator:
 
         while True:
             try:
-                await self.registrar.sweep(send, clear)
+                await self.registrar.sweep(_replies(mqtt), clear)
             except Exception:  # the next sweep retries whatever did not happen
                 log.exception("registration sweep failed; retrying")
             await asyncio.sleep(self.settings.security_interval)
@@ -293,6 +286,15 @@ class Aggregator:
                 if everything:
                     last_full = now
             await asyncio.sleep(self.settings.summary_interval)
+
+
+def _replies(mqtt: aiomqtt.Client) -> registering.Send:
+    """Registration replies: QoS 1, not retained (only the asking client reads them, once)."""
+
+    async def send(topic: str, reply: bytes) -> None:
+        await mqtt.publish(topic, reply, qos=1)
+
+    return send
 
 
 async def _stop(tasks: list[asyncio.Task[None]]) -> None:

@@ -60,13 +60,12 @@ def decide(
     now: float,
 ) -> Decision:
     name = request.name
-    why = tokens.refusal(token, request.secret, now)
     if token is None or not tokens.secret_matches(request.secret, token.secret_hash):
-        return Decision(Outcome.REFUSED, why or "the join token is not valid")
+        return Decision(Outcome.REFUSED, tokens.INVALID)
     # Asking again never needs a use left (it was counted the first time), but always
-    # a token that is still valid: a revoked or expired one ends every path here.
-    if token.revoked_at is not None or now >= token.expires_at:
-        return Decision(Outcome.REFUSED, why or f"join token {token.id} is no longer valid")
+    # a token that still counts: a revoked or expired one ends every path here.
+    if (lapsed := tokens.lapsed(token, now)) is not None:
+        return Decision(Outcome.REFUSED, lapsed)
     if registered is not None:
         if registered.revoked:
             return Decision(Outcome.REFUSED, f"cluster {name!r} was revoked; join under another name")
@@ -94,8 +93,8 @@ def decide(
             return Decision(Outcome.APPROVED, f"cluster {name!r} approved")
     if held is not None and held.public_key == request.public_key and held.status is RequestStatus.DENIED:
         return Decision(Outcome.DENIED, f"an operator denied the join request for {name!r}")
-    if why is not None:
-        return Decision(Outcome.REFUSED, why)
+    if (why := tokens.refusal(token, request.secret, now)) is not None:
+        return Decision(Outcome.REFUSED, why)  # used up
     if token.approval is tokens.Approval.MANUAL:
         return Decision(Outcome.PENDING, _waiting(name), consume=True)
     return Decision(Outcome.APPROVED, f"cluster {name!r} registered", consume=True)

@@ -26,6 +26,9 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
+INVALID = "the join token is not valid (unknown, or its secret is wrong)"
+
+
 class Approval(enum.Enum):
     AUTO = "auto"
     MANUAL = "manual"
@@ -79,14 +82,21 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def refusal(token: Token | None, secret: str, now: float) -> str | None:
-    """Why `secret` may not be used to join now, or None when it may."""
-    if token is None or not secret_matches(secret, token.secret_hash):
-        return "the join token is not valid (unknown, or its secret is wrong)"
+def lapsed(token: Token, now: float) -> str | None:
+    """Why `token` no longer counts at all (revoked, expired), or None."""
     if token.revoked_at is not None:
         return f"join token {token.id} was revoked"
     if now >= token.expires_at:
         return f"join token {token.id} has expired"
+    return None
+
+
+def refusal(token: Token | None, secret: str, now: float) -> str | None:
+    """Why `secret` may not be used to join now, or None when it may."""
+    if token is None or not secret_matches(secret, token.secret_hash):
+        return INVALID
+    if (why := lapsed(token, now)) is not None:
+        return why
     if token.max_uses is not None and token.uses >= token.max_uses:
         return f"join token {token.id} is used up ({token.uses} of {token.max_uses} uses)"
     return None
