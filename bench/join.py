@@ -349,7 +349,7 @@ async def controller_on(
 
     Yields the devices' URL, the aggregator, and for Mosquitto the dynsec session and the pid."""
     if kind == "amqtt":
-        authority = security.RegistryAuthority(Identities(State.open(ctl.state_dir)))
+        authority = security.RegistryAuthority(ctl.registry)
         async with embedded.serve(authority=authority, space=ctl.space) as endpoint:
             own = login.as_controller(endpoint.url, ctl.state_dir)
             aggregator = aggregating.Aggregator(

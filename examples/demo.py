@@ -80,7 +80,7 @@ async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
     registry.ensure_controller(controller_password(state_dir))
     space = topics.Topics()
     out(f"controller key {key.verify_key.fingerprint}; groups {', '.join(GROUPS)}")
-    authority = security.RegistryAuthority(Identities(State.open(state_dir)))
+    authority = security.RegistryAuthority(registry)
     async with embedded.serve(authority=authority, space=space) as endpoint:
         url = login.as_controller(endpoint.url, state_dir)
         out(f"embedded broker on {endpoint.url} (registered clients only); controller aggregating")

@@ -120,7 +120,7 @@ async def secured_fleet(
     try:
         if kind == "amqtt":
             files = tlsca.ensure(state_dir, ["127.0.0.1"])
-            authority = security.RegistryAuthority(Identities(State.open(state_dir)))
+            authority = security.RegistryAuthority(registry)
             async with embedded.serve(
                 authority=authority, space=space, tls=embedded.Tls(files.cert, files.key)
             ) as endpoint:

@@ -323,7 +323,7 @@ async def test_a_bootstrap_client_cannot_read_another_clients_reply(secured: Sec
         assert _refused(await spy.subscribe(f"{space.prefix}/#", qos=1))
         await _join(secured, join, _name(), tmp_path / "device")
         assert await _drain(spy, 0.5) == []
-    # Nor may it publish anywhere but its own request topic.
+    # And the token's account takes only the token's secret.
     assert await _refused_connect(secured, registration.bootstrap_username(token.id), "wrong", "join-x")
 
 
