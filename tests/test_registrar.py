@@ -26,6 +26,18 @@ def _setup(tmp_path: Path) -> tuple[registering.Registrar, Identities, joining.J
     return registrar, registry, join
 
 
+def _token(
+    tmp_path: Path,
+    registry: Identities,
+    *,
+    group: str = "edge/west",
+    approval: tokens.Approval = tokens.Approval.AUTO,
+) -> joining.JoinString:
+    """Another token of the same controller."""
+    key = keystore.load(tmp_path / "controller")
+    return join_cli.issue(registry, key, group=group, broker=urls.BrokerUrl("h", 1), approval=approval)[1]
+
+
 def _request(join: joining.JoinString, device: x25519.X25519PrivateKey) -> bytes:
     return registration.encode_request(
         registration.Request(
@@ -112,11 +124,8 @@ class _Recording:
 async def test_an_approved_request_is_not_moved_by_a_request_with_another_token(tmp_path: Path) -> None:
     registrar, registry, join = _setup(tmp_path)
     registry.state.add_group(Group("secret", "secret", {}))
-    key = keystore.load(tmp_path / "controller")
-    _, manual = join_cli.issue(
-        registry, key, group="edge/west", broker=urls.BrokerUrl("h", 1), approval=tokens.Approval.MANUAL
-    )
-    _, other = join_cli.issue(registry, key, group="secret", broker=urls.BrokerUrl("h", 1))
+    manual = _token(tmp_path, registry, approval=tokens.Approval.MANUAL)
+    other = _token(tmp_path, registry, group="secret")
     device = x25519.X25519PrivateKey.generate()
     sent: list[bytes] = []
 
@@ -135,10 +144,7 @@ async def test_an_approved_request_is_not_moved_by_a_request_with_another_token(
 
 async def test_an_approval_and_a_repeated_request_together_give_one_password(tmp_path: Path) -> None:
     registrar, registry, join = _setup(tmp_path)
-    key = keystore.load(tmp_path / "controller")
-    _, manual = join_cli.issue(
-        registry, key, group="edge/west", broker=urls.BrokerUrl("h", 1), approval=tokens.Approval.MANUAL
-    )
+    manual = _token(tmp_path, registry, approval=tokens.Approval.MANUAL)
     slow = _Recording()
     registrar.security = slow
     device = x25519.X25519PrivateKey.generate()
