@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
@@ -350,21 +350,22 @@ def status_document(snapshot: Snapshot) -> dict[str, Any]:
     return {"fleet": snapshot.fleet, "groups": _groups(snapshot), "bundles": _bundles(snapshot)}
 
 
-class _Lines(Protocol):
-    def __call__(self, snapshot: Snapshot, *, now: float) -> list[str]: ...
-
-
 @dataclass(frozen=True)
 class View:
-    """One command's output: table lines, or the JSON document scripts read."""
+    """One command's output: table lines, or the JSON document scripts read.
 
-    lines: _Lines
-    document: Callable[[Snapshot], object]
+    Both take the `Selection` of `clusters`; the other commands show everything."""
+
+    lines: Callable[[Snapshot, float, Selection | None], list[str]]
+    document: Callable[[Snapshot, Selection | None], object]
 
 
 VIEWS = {
-    "status": View(status_lines, status_document),
-    "bundles": View(bundle_lines, _bundles),
+    "status": View(lambda s, now, _: status_lines(s, now=now), lambda s, _: status_document(s)),
+    "clusters": View(
+        lambda s, now, selection: cluster_lines(s, now=now, selection=selection), cluster_document
+    ),
+    "bundles": View(lambda s, now, _: bundle_lines(s, now=now), lambda s, _: _bundles(s)),
 }
 
 
@@ -372,14 +373,10 @@ def render(
     snapshot: Snapshot, *, command: str, output: str, now: float, selection: Selection | None = None
 ) -> list[str]:
     """`command`'s output; `selection` narrows `clusters` (default: the first DEFAULT_CLUSTER_ROWS rows)."""
-    if command == "clusters":
-        if output == "json":
-            return json.dumps(cluster_document(snapshot, selection), indent=2, sort_keys=True).splitlines()
-        return cluster_lines(snapshot, now=now, selection=selection)
     view = VIEWS[command]
     if output == "json":
-        return json.dumps(view.document(snapshot), indent=2, sort_keys=True).splitlines()
-    return view.lines(snapshot, now=now)
+        return json.dumps(view.document(snapshot, selection), indent=2, sort_keys=True).splitlines()
+    return view.lines(snapshot, now, selection)
 
 
 def malformed_warning(snapshot: Snapshot) -> str | None:
