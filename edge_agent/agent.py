@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 STATUS_COALESCE = 0.2
 # While something is not ready, look again this often (capped by observe_interval).
 NOT_READY_INTERVAL = 1.0
+# States that need no prompt second look: the observer then waits observe_interval.
+SETTLED = frozenset({status.State.READY, status.State.MODIFIED, status.State.ERR_APPLIED})
 
 UNKNOWN_NODE = status.NodeFacts(kubernetes_version="", platform="", ready=None)
 
@@ -85,6 +87,7 @@ class Agent:
         self.statuses: dict[str, status.BundleStatus] = {}
         self._running: dict[str, manifests.Variant] = {}  # bundle -> variant applied and observed
         self._status_changed = asyncio.Event()
+        self._unsettled = asyncio.Event()  # a bundle left Ready/Modified/ErrApplied: look again soon
         self._client: aiomqtt.Client | None = None
         self.session = 0
         self._seq = 0
@@ -188,6 +191,8 @@ class Agent:
         if self.statuses.get(bundle) != report:
             self.statuses[bundle] = report
             self._status_changed.set()
+        if state not in SETTLED:
+            self._unsettled.set()
 
     def status_document(self) -> status.StatusDocument:
         self._seq += 1
@@ -309,7 +314,8 @@ class Agent:
             self._set_status(bundle, status.State.READY, manifest)
             return
         self._running[bundle] = running
-        await self._observe(bundle)
+        # Look at once: the worker still counts as acting on `manifest`, so say so.
+        await self._observe(bundle, acting_on=manifest)
 
     # -- observation and drift ------------------------------------------------------------
 
@@ -325,23 +331,30 @@ class Agent:
                 return dataclasses.replace(corrected, message=f"{note}; {corrected.message}".rstrip("; "))
             return found
 
-    def _settled_on(self, bundle: str, variant: manifests.Variant) -> _Work | None:
-        """The bundle's work if its latest manifest was acted on without error and selects `variant`."""
+    def _settled_on(
+        self, bundle: str, variant: manifests.Variant, acting_on: manifests.Manifest | None = None
+    ) -> _Work | None:
+        """The bundle's work if its latest manifest was acted on without error and selects `variant`.
+
+        `acting_on`: the worker that has just acted on this manifest asks; it counts as
+        acted on as long as it is still the latest."""
         work = self._work.get(bundle)
-        if work is None or work.pending or work.failed or self._running.get(bundle) is not variant:
+        if work is None or work.failed or self._running.get(bundle) is not variant:
+            return None
+        if work.pending and (acting_on is None or work.manifest is not acting_on):
             return None
         return work if self._selection(work.manifest).deployment_id == variant.deployment_id else None
 
-    async def _observe(self, bundle: str) -> None:
+    async def _observe(self, bundle: str, acting_on: manifests.Manifest | None = None) -> None:
         variant = self._running.get(bundle)
-        if variant is None or self._settled_on(bundle, variant) is None:
+        if variant is None or self._settled_on(bundle, variant, acting_on) is None:
             return
         try:
             found = await asyncio.to_thread(self._check, bundle, variant)
         except errors.AgentError as exc:
             log.warning("%s: cannot observe: %s", bundle, exc)
             return
-        work = self._settled_on(bundle, variant)
+        work = self._settled_on(bundle, variant, acting_on)
         if work is None:
             return  # a new manifest arrived meanwhile: this observation is about the past
         self._set_status(
@@ -355,13 +368,17 @@ class Agent:
 
     async def _observer(self) -> None:
         while True:
-            settled = all(s["state"] in ("Ready", "Modified", "ErrApplied") for s in self.statuses.values())
+            settled = all(status.State(s["state"]) in SETTLED for s in self.statuses.values())
             interval = (
                 self.config.observe_interval
                 if settled
                 else min(NOT_READY_INTERVAL, self.config.observe_interval)
             )
-            await asyncio.sleep(interval)
+            # A bundle that stops being settled while we wait shortens the wait to NOT_READY_INTERVAL.
+            self._unsettled.clear()
+            await _wait(self._unsettled, interval)
+            if self._unsettled.is_set():
+                await asyncio.sleep(min(NOT_READY_INTERVAL, self.config.observe_interval))
             for bundle in list(self._running):
                 try:
                     await self._observe(bundle)

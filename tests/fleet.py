@@ -75,6 +75,7 @@ class Fleet:
     key: keys.SigningKey
     space: topics.Topics = T
     devices: dict[str, Device] = field(default_factory=dict)
+    timing: Mapping[str, float] = field(default_factory=lambda: FAST)  # the agents' clocks
     aggregator: aggregating.Aggregator | None = None
     _aggregating: asyncio.Task[None] | None = None
 
@@ -90,7 +91,7 @@ class Fleet:
             trusted_keys=(self.key.verify_key.to_pem().decode(),),
             labels=dict(device.labels),
             topic_prefix=self.space.prefix,
-            **FAST,  # type: ignore[arg-type]
+            **self.timing,  # type: ignore[arg-type]
         )
 
     def start(self, device: Device) -> Agent:

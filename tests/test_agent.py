@@ -151,6 +151,21 @@ async def test_an_interrupted_apply_is_finished_after_a_restart(cluster: FakeClu
     await second.shutdown()
 
 
+async def test_ready_is_reported_once_the_apply_is_observed_not_an_interval_later(
+    agent: Agent, cluster: FakeCluster
+) -> None:
+    # The product's observe_interval (30 s) is far beyond this deadline: only the look the
+    # worker takes right after applying can make the bundle Ready in time.
+    assert agent.config.observe_interval >= 30
+    agent.receive(T.bundle(GROUP, "app"), _sealed(1, NAMESPACE, _config_map("a")))
+    await waiting.until_async(
+        lambda: agent.statuses.get("app", {}).get("state") == "Ready",
+        timeout=10,
+        what="the bundle to be reported Ready",
+    )
+    assert agent.statuses["app"]["generation"] == 1
+
+
 async def test_bad_messages_never_stop_the_agent(agent: Agent, cluster: FakeCluster) -> None:
     topic = T.bundle(GROUP, "app")
     for payload in (b"", b"\x00" * 10, _sealed(1, _config_map("x"))[:-1], _sealed(1, bundle="other")):

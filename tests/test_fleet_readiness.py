@@ -56,6 +56,20 @@ async def _summary(fleet: fleets.Fleet, bundle: str, **expected: object) -> summ
     return found["doc"]
 
 
+async def _group_summary(url: urls.BrokerUrl, topic: str, **expected: object) -> summaries.GroupSummary:
+    """Wait until the retained group summary on `topic` shows `expected`; return it."""
+    found: dict[str, summaries.GroupSummary] = {}
+
+    async def matches() -> bool:
+        found["doc"] = summaries.decode_group((await mqtt.retained(url, topic, expect=1))[topic])
+        return all(found["doc"].get(k) == v for k, v in expected.items())
+
+    deadline = time.monotonic() + 30
+    while not await _try(matches):
+        assert time.monotonic() < deadline, f"{topic} never showed {expected}; last {found.get('doc')}"
+    return found["doc"]
+
+
 async def _try(check: object) -> bool:
     try:
         return await check()  # type: ignore[operator,no-any-return]
@@ -80,10 +94,9 @@ async def test_exact_counts_on_three_of_six_clusters_survive_a_controller_restar
         )
         before = await _summary(fleet, "web", desired=3, ready=3)
         assert (before["offline"], before["state"], before["states"]) == (0, "Ready", {"Ready": 3})
+        # The group summary goes out after the bundle's, in the same round: wait for it too.
         group_topic = space.summary_group(west)
-        west_doc = summaries.decode_group(
-            (await mqtt.retained(broker_url, group_topic, expect=1))[group_topic]
-        )
+        west_doc = await _group_summary(broker_url, group_topic, ready=2)
         assert (west_doc["clusters"], west_doc["desired"], west_doc["ready"]) == (3, 2, 2)
         rows = {row["name"]: row for row in west_doc["cluster_rows"]}
         assert rows[f"w2-{tag}"]["desired"] == 0 and rows[f"w0-{tag}"]["online"] is True
@@ -133,6 +146,34 @@ async def test_unready_invalid_and_modified_objects_show_as_fleet_names_them(
         assert slow_agent is not None
         [not_ready] = slow_agent.statuses["web"]["non_ready"]
         assert (not_ready["kind"], not_ready["name"]) == ("Deployment", "web")
+
+
+async def test_a_settled_agent_looks_again_within_seconds_when_a_new_rollout_is_not_ready(
+    broker_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    # Observation every 60 s, as on a quiet device: the rollout must not wait for that tick.
+    tag = uuid.uuid4().hex[:4]
+    name = f"quiet-{tag}"
+    space = _space(topic_root)
+    async with fleets.fleet_of(
+        broker_url, tmp_path, {topic_root: {}}, {name: (topic_root, {})}, space=space
+    ) as fleet:
+        fleet.timing = {**fleets.FAST, "observe_interval": 60.0}
+        device = fleet.devices[name]
+        agent = fleet.start(device)
+        await fleet.apply(_bundle(tmp_path, "{}\n", NS, CONFIG))
+        await fleet.until(lambda: agent.statuses.get("web", {}).get("state") == "Ready", "the first bundle")
+        device.cluster.set_ready_delay(1.5)  # the new Deployment's pods take a moment
+        await fleet.apply(_bundle(tmp_path, "{}\n", NS, CONFIG, DEPLOYMENT))
+        await fleet.until(
+            lambda: agent.statuses["web"]["generation"] == 2 and agent.statuses["web"]["state"] == "NotReady",
+            "the new generation to be applied and not ready yet",
+        )
+        await fleet.until(
+            lambda: agent.statuses["web"]["state"] == "Ready",
+            "the agent to look again and find it Ready",
+            timeout=15,
+        )
 
 
 async def test_drift_is_modified_then_corrected(
