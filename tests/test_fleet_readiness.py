@@ -3,14 +3,17 @@ fake Kubernetes APIs report, the controller aggregates, summaries land retained.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import aiomqtt
+import paho.mqtt.client as paho
 from kubernetes import client as k8s
 
 from controller import cli as controller_cli
@@ -174,6 +177,70 @@ async def test_a_settled_agent_looks_again_within_seconds_when_a_new_rollout_is_
             "the agent to look again and find it Ready",
             timeout=15,
         )
+
+
+async def test_a_burst_beyond_the_brokers_queue_reaches_a_busy_controller(
+    mosquitto_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    # Mosquitto queues at most 1,000 QoS 1 messages per client by default: a burst of
+    # 3,000 status documents while the controller is busy must still all arrive. (Only
+    # Mosquitto: it runs in its own process, so this test can hold the controller's loop.)
+    broker_url = mosquitto_url
+    burst = 3000
+    space = _space(topic_root)
+    gate, first = threading.Event(), threading.Event()
+    async with fleets.fleet_of(broker_url, tmp_path, {topic_root: {}}, {}, space=space) as fleet:
+        aggregator = fleet.start_controller()
+        await fleet.until(
+            lambda: topic_root in aggregator._groups.values(), "the controller to know the group"
+        )
+        await fleet.until(lambda: aggregator.published, "the controller to be subscribed")
+        handle = aggregator.handle
+
+        def busy(topic: str, payload: bytes) -> None:
+            if "/status/" in topic and not first.is_set():
+                first.set()
+                assert gate.wait(timeout=60)  # the controller is stuck while the burst goes out
+            handle(topic, payload)
+
+        aggregator.handle = busy  # type: ignore[method-assign]
+        sent = await asyncio.to_thread(_publish_statuses, broker_url, space, topic_root, burst, first, gate)
+        assert sent == burst
+        await fleet.until(
+            lambda: len(aggregator.table.clusters) == burst, f"all {burst} clusters in the table", timeout=60
+        )
+
+
+def _publish_statuses(
+    url: urls.BrokerUrl,
+    space: topics.Topics,
+    root: str,
+    count: int,
+    first: threading.Event,
+    gate: threading.Event,
+) -> int:
+    """Publish `count` status documents (QoS 1, acknowledged), then open `gate`."""
+    publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:8]}")
+    publisher.connect(url.host, url.port)
+    publisher.loop_start()
+    try:
+        sent = []
+        for index in range(count):
+            name = f"c{index:05d}"
+            document = status.StatusDocument(
+                cluster=name, group=root, labels={}, agent_version="test", session=1, seq=1, ts=time.time(),
+                node=status.NodeFacts(kubernetes_version="", platform="", ready=None), bundles={},
+            )  # fmt: skip
+            sent.append(publisher.publish(space.status(root, name), status.encode(document), qos=1))
+            if index == 0:
+                assert first.wait(timeout=30)  # the controller has taken the first one and is stuck
+        for info in sent:
+            info.wait_for_publish(timeout=30)
+        return sum(1 for info in sent if info.is_published())
+    finally:
+        gate.set()
+        publisher.loop_stop()
+        publisher.disconnect()
 
 
 async def test_drift_is_modified_then_corrected(
