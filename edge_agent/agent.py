@@ -28,9 +28,9 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import aiomqtt
 
@@ -53,6 +53,18 @@ NOT_READY_INTERVAL = 1.0
 # States that need no prompt second look: the observer then waits observe_interval.
 SETTLED = frozenset({status.State.READY, status.State.MODIFIED, status.State.ERR_APPLIED})
 
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+class Offload(Protocol):
+    """How the agent runs a blocking call (the Kubernetes API) off its event loop."""
+
+    def __call__(
+        self, func: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> Coroutine[Any, Any, _T]: ...
+
+
 UNKNOWN_NODE = status.NodeFacts(kubernetes_version="", platform="", ready=None)
 
 
@@ -74,8 +86,10 @@ class Agent:
         *,
         retry_backoff: Callable[[], Backoff] = Backoff,
         reconnect_backoff: Callable[[], Backoff] = Backoff,
+        offload: Offload = asyncio.to_thread,
     ) -> None:
         self.config = config
+        self._offload = offload
         self.store = store
         self.applier = applier
         self.topics = topics.Topics(config.topic_prefix)
@@ -191,8 +205,8 @@ class Agent:
         if self.statuses.get(bundle) != report:
             self.statuses[bundle] = report
             self._status_changed.set()
-        if state not in SETTLED:
-            self._unsettled.set()
+        if state is status.State.NOT_READY:
+            self._unsettled.set()  # WaitApplied needs no nudge: the worker looks once it has applied
 
     def status_document(self) -> status.StatusDocument:
         self._seq += 1
@@ -215,7 +229,7 @@ class Agent:
             self._set_status(bundle, status.State.WAIT_APPLIED, manifest, message="applying")
             work.failed = False
             try:
-                running = await asyncio.to_thread(self._execute, manifest)
+                running = await self._offload(self._execute, manifest)
                 backoff.reset()
                 await self._after(bundle, manifest, running)
             except (errors.PermanentApplyError, errors.ConfigError) as exc:
@@ -350,7 +364,7 @@ class Agent:
         if variant is None or self._settled_on(bundle, variant, acting_on) is None:
             return
         try:
-            found = await asyncio.to_thread(self._check, bundle, variant)
+            found = await self._offload(self._check, bundle, variant)
         except errors.AgentError as exc:
             log.warning("%s: cannot observe: %s", bundle, exc)
             return
@@ -405,7 +419,7 @@ class Agent:
 
     async def _read_facts(self) -> None:
         try:
-            self._node = await asyncio.to_thread(self.applier.facts)
+            self._node = await self._offload(self.applier.facts)
         except Exception as exc:  # unknown facts are reported as unknown
             log.warning("cannot read node facts: %s", exc)
             return

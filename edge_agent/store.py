@@ -51,6 +51,9 @@ class Applied:
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Applied records as last read or written: the agent reads its own record on every
+        # status change, and nothing but this store writes the directory.
+        self._applied: dict[str, Applied] = {}
         try:
             for sub in ("manifests", "applied"):
                 (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -82,6 +85,9 @@ class Store:
     # -- applied records ---------------------------------------------------------
 
     def applied(self, bundle: str) -> Applied:
+        known = self._applied.get(bundle)
+        if known is not None:
+            return known
         path = self._path("applied", bundle, ".json")
         try:
             raw = json.loads(path.read_text())
@@ -89,7 +95,8 @@ class Store:
             return Applied()
         except (OSError, ValueError) as exc:
             raise errors.StateError(f"cannot read {path}: {exc}") from exc
-        return _applied_from_json(raw, path)
+        record = self._applied[bundle] = _applied_from_json(raw, path)
+        return record
 
     def save_applied(self, bundle: str, record: Applied) -> None:
         document = {
@@ -99,7 +106,9 @@ class Store:
             "complete": record.complete,
             "inventory": [ref.__dict__ for ref in record.inventory],
         }
-        write_atomic(self._path("applied", bundle, ".json"), json.dumps(document, indent=1).encode())
+        self._applied.pop(bundle, None)  # if the write fails, the next read says why
+        write_atomic(self._path("applied", bundle, ".json"), json.dumps(document).encode())
+        self._applied[bundle] = record
 
     def next_session(self) -> int:
         """A number larger than any this agent used before: one per broker connection.
