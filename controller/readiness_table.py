@@ -41,6 +41,23 @@ class Seen:
     online: bool | None = None
     last_seen: float | None = None
     report: status.StatusDocument | None = None
+    # bundle -> (manifest, the deployment it selects here): selection is the costliest
+    # step of a summary, and a cluster's answer only changes with the manifest or labels.
+    selected: dict[str, tuple[manifests.Manifest, str | None]] = field(default_factory=dict)
+
+    def relabel(self, labels: Mapping[str, str]) -> None:
+        if labels != self.labels:
+            self.labels = dict(labels)
+            self.selected.clear()
+
+    def desired(self, bundle: str, manifest: manifests.Manifest) -> str | None:
+        """The deployment id `manifest` selects for this cluster (None: nothing)."""
+        known = self.selected.get(bundle)
+        if known is not None and known[0] is manifest:
+            return known[1]
+        deployment = selectors.select(manifest.targets, cluster=self.name, labels=self.labels).deployment_id
+        self.selected[bundle] = (manifest, deployment)
+        return deployment
 
 
 @dataclass
@@ -69,7 +86,8 @@ class Table:
                 del self.clusters[key]
         for root, name, labels in clusters:
             seen = self._cluster(root, name)
-            seen.registered, seen.labels = True, dict(labels)
+            seen.registered = True
+            seen.relabel(labels)
         for key in [k for k in self.held if k[0] not in known]:
             del self.held[key]
 
@@ -101,7 +119,7 @@ class Table:
         # still says when the device last spoke, not when the retained copy was read.
         seen.session, seen.report, seen.last_seen = report["session"], report, min(float(report["ts"]), now)
         if not seen.registered:
-            seen.labels = dict(report["labels"])
+            seen.relabel(report["labels"])
         return True
 
     def manifest(self, group: str, manifest: manifests.Manifest) -> bool:
@@ -115,27 +133,33 @@ class Table:
         return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
     """One cluster's share of one bundle."""
 
     cluster: Seen
     state: str
     message: str
-
-    @property
-    def ready(self) -> bool:
-        return self.state == _READY and self.cluster.online is True
+    ready: bool  # online and Ready on the desired deployment
 
 
-def cells(table: Table) -> dict[str, list[Cell]]:
+def members(table: Table) -> dict[str, list[Seen]]:
+    """topic root -> its clusters, by name."""
+    found: dict[str, list[Seen]] = collections.defaultdict(list)
+    for seen in table.clusters.values():
+        found[seen.group].append(seen)
+    for group_members in found.values():
+        group_members.sort(key=lambda s: s.name)
+    return found
+
+
+def cells(table: Table, by_group: Mapping[str, list[Seen]] | None = None) -> dict[str, list[Cell]]:
     """bundle -> the cells of every cluster that should run it."""
+    by_group = members(table) if by_group is None else by_group
     found: dict[str, list[Cell]] = collections.defaultdict(list)
     for (group, bundle), manifest in sorted(table.held.items()):
-        for seen in table.clusters.values():
-            if seen.group != group:
-                continue
-            desired = selectors.select(manifest.targets, cluster=seen.name, labels=seen.labels).deployment_id
+        for seen in by_group.get(group, ()):
+            desired = seen.desired(bundle, manifest)
             if desired is None:
                 continue
             entry = seen.report["bundles"].get(bundle) if seen.report is not None else None
@@ -145,7 +169,7 @@ def cells(table: Table) -> dict[str, list[Cell]]:
                 state, message = status.State.OUT_OF_SYNC.value, f"runs generation {entry.get('generation')}"
             else:
                 state, message = str(entry.get("state")), str(entry.get("message", ""))
-            found[bundle].append(Cell(seen, state, message))
+            found[bundle].append(Cell(seen, state, message, state == _READY and seen.online is True))
     return found
 
 
@@ -194,7 +218,8 @@ class Summaries:
 
 
 def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
-    by_bundle = cells(table)
+    by_group = members(table)
+    by_bundle = cells(table, by_group)
     bundle_docs: dict[str, summaries.BundleSummary] = {}
     for bundle, bundle_cells in sorted(by_bundle.items()):
         generation = max(m.generation for (g, b), m in table.held.items() if b == bundle)
@@ -215,20 +240,23 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
             )
     group_docs: dict[str, summaries.GroupSummary] = {}
     all_cells = [cell for bundle_cells in by_bundle.values() for cell in bundle_cells]
+    # One pass over the cells sorts them by group, by group and bundle, and by cluster:
+    # every summary is linear in the fleet's cells.
+    group_cells_of: dict[str, list[Cell]] = collections.defaultdict(list)
+    bundle_cells_of: dict[str, dict[str, list[Cell]]] = collections.defaultdict(dict)
+    cluster_cells_of: dict[int, list[Cell]] = collections.defaultdict(list)
+    for bundle, bundle_cells in by_bundle.items():
+        for cell in bundle_cells:
+            group_cells_of[cell.cluster.group].append(cell)
+            bundle_cells_of[cell.cluster.group].setdefault(bundle, []).append(cell)
+            cluster_cells_of[id(cell.cluster)].append(cell)
     for group in sorted(groups):
-        members = sorted((s for s in table.clusters.values() if s.group == group), key=lambda s: s.name)
-        group_cells = [c for c in all_cells if c.cluster.group == group]
-        cells_by_bundle = {
-            bundle: mine
-            for bundle, bundle_cells in by_bundle.items()
-            if (mine := [c for c in bundle_cells if c.cluster.group == group])
-        }
-        by_cluster: dict[int, list[Cell]] = collections.defaultdict(list)
-        for cell in group_cells:  # one pass: rows are linear in the group's cells, not quadratic
-            by_cluster[id(cell.cluster)].append(cell)
+        group_members = by_group.get(group, [])
+        group_cells = group_cells_of.get(group, [])
+        cells_by_bundle = bundle_cells_of.get(group, {})
         rows = []
-        for seen in members:
-            mine = by_cluster.get(id(seen), [])
+        for seen in group_members:
+            mine = cluster_cells_of.get(id(seen), [])
             rows.append(
                 summaries.ClusterRow(
                     name=seen.name,
@@ -245,8 +273,8 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
         group_docs[group] = summaries.GroupSummary(
             **_counts(group_cells),
             group=group,
-            clusters=len(members),
-            online=sum(1 for s in members if s.online),
+            clusters=len(group_members),
+            online=sum(1 for s in group_members if s.online),
             bundles={
                 b: summaries.BundleCell(
                     desired=len(cs), ready=sum(1 for c in cs if c.ready), state=_counts(cs)["state"]
