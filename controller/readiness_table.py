@@ -44,11 +44,16 @@ class Seen:
     # bundle -> (manifest, the deployment it selects here): selection is the costliest
     # step of a summary, and a cluster's answer only changes with the manifest or labels.
     selected: dict[str, tuple[manifests.Manifest, str | None]] = field(default_factory=dict)
+    # Bumped whenever anything a summary shows of this cluster changes; with the table's
+    # epoch it keys `derived`, this cluster's cells and row as last computed.
+    version: int = 0
+    derived: tuple[tuple[int, int], dict[str, Cell], summaries.ClusterRow] | None = None
 
     def relabel(self, labels: Mapping[str, str]) -> None:
         if labels != self.labels:
             self.labels = dict(labels)
             self.selected.clear()
+            self.version += 1
 
     def desired(self, bundle: str, manifest: manifests.Manifest) -> str | None:
         """The deployment id `manifest` selects for this cluster (None: nothing)."""
@@ -66,6 +71,7 @@ class Table:
     held: dict[tuple[str, str], manifests.Manifest] = field(default_factory=dict)  # (group, bundle)
     revoked: set[tuple[str, str]] = field(default_factory=set)  # (group, name)
     ignored: int = 0
+    epoch: int = 0  # bumped whenever `held` changes: every cluster's cells may change with it
 
     def _cluster(self, group: str, name: str) -> Seen:
         return self.clusters.setdefault((group, name), Seen(name, group))
@@ -90,6 +96,7 @@ class Table:
             seen.relabel(labels)
         for key in [k for k in self.held if k[0] not in known]:
             del self.held[key]
+            self.epoch += 1
 
     def presence(self, group: str, name: str, presence: status.Presence, now: float) -> bool:
         if (group, name) in self.revoked:
@@ -98,6 +105,7 @@ class Table:
         if presence["session"] < seen.session:
             return False
         seen.session, seen.online, seen.last_seen = presence["session"], presence["online"], now
+        seen.version += 1
         return True
 
     def status(self, group: str, name: str, report: status.StatusDocument, now: float) -> bool:
@@ -118,6 +126,7 @@ class Table:
         # The device's own time of the report: after a controller restart, "last seen"
         # still says when the device last spoke, not when the retained copy was read.
         seen.session, seen.report, seen.last_seen = report["session"], report, min(float(report["ts"]), now)
+        seen.version += 1
         if not seen.registered:
             seen.relabel(report["labels"])
         return True
@@ -128,8 +137,11 @@ class Table:
         if current is not None and current.generation > manifest.generation:
             return False  # a replay of something older
         if manifest.kind is manifests.Kind.TOMBSTONE:
-            return self.held.pop(key, None) is not None
-        self.held[key] = manifest
+            if self.held.pop(key, None) is None:
+                return False
+        else:
+            self.held[key] = manifest
+        self.epoch += 1
         return True
 
 
@@ -153,24 +165,60 @@ def members(table: Table) -> dict[str, list[Seen]]:
     return found
 
 
-def cells(table: Table, by_group: Mapping[str, list[Seen]] | None = None) -> dict[str, list[Cell]]:
-    """bundle -> the cells of every cluster that should run it."""
-    by_group = members(table) if by_group is None else by_group
-    found: dict[str, list[Cell]] = collections.defaultdict(list)
+def _held_by_group(table: Table) -> dict[str, list[tuple[str, manifests.Manifest]]]:
+    """topic root -> (bundle, manifest) it holds, by bundle name."""
+    found: dict[str, list[tuple[str, manifests.Manifest]]] = collections.defaultdict(list)
     for (group, bundle), manifest in sorted(table.held.items()):
-        for seen in by_group.get(group, ()):
-            desired = seen.desired(bundle, manifest)
-            if desired is None:
-                continue
-            entry = seen.report["bundles"].get(bundle) if seen.report is not None else None
-            if entry is None:
-                state, message = status.State.PENDING.value, "not reported yet"
-            elif entry.get("deployment_id") != desired:
-                state, message = status.State.OUT_OF_SYNC.value, f"runs generation {entry.get('generation')}"
-            else:
-                state, message = str(entry.get("state")), str(entry.get("message", ""))
-            found[bundle].append(Cell(seen, state, message, state == _READY and seen.online is True))
+        found[group].append((bundle, manifest))
     return found
+
+
+def derive(
+    table: Table, seen: Seen, held: list[tuple[str, manifests.Manifest]]
+) -> tuple[dict[str, Cell], summaries.ClusterRow]:
+    """`seen`'s cell per bundle it should run, and its row; recomputed only when the
+    cluster or the held manifests changed since the last call (incremental summaries)."""
+    key = (seen.version, table.epoch)
+    if seen.derived is not None and seen.derived[0] == key:
+        return seen.derived[1], seen.derived[2]
+    found: dict[str, Cell] = {}
+    for bundle, manifest in held:
+        desired = seen.desired(bundle, manifest)
+        if desired is None:
+            continue
+        entry = seen.report["bundles"].get(bundle) if seen.report is not None else None
+        if entry is None:
+            state, message = status.State.PENDING.value, "not reported yet"
+        elif entry.get("deployment_id") != desired:
+            state, message = status.State.OUT_OF_SYNC.value, f"runs generation {entry.get('generation')}"
+        else:
+            state, message = str(entry.get("state")), str(entry.get("message", ""))
+        found[bundle] = Cell(seen, state, message, state == _READY and seen.online is True)
+    mine = list(found.values())
+    row = summaries.ClusterRow(
+        name=seen.name,
+        group=seen.group,
+        labels=dict(seen.labels),
+        online=seen.online,
+        last_seen=seen.last_seen,
+        agent_version=seen.report["agent_version"] if seen.report is not None else None,
+        desired=len(mine),
+        ready=sum(1 for c in mine if c.ready),
+        state=_worst(mine),
+    )
+    seen.derived = (key, found, row)
+    return found, row
+
+
+def cells(table: Table) -> dict[str, list[Cell]]:
+    """bundle -> the cells of every cluster that should run it, by group and name."""
+    held = _held_by_group(table)
+    found: dict[str, list[Cell]] = collections.defaultdict(list)
+    for group, group_members in sorted(members(table).items()):
+        for seen in group_members:
+            for bundle, cell in derive(table, seen, held.get(group, []))[0].items():
+                found[bundle].append(cell)
+    return dict(sorted(found.items()))
 
 
 _STATES = {state.value: state for state in status.State}
@@ -218,8 +266,26 @@ class Summaries:
 
 
 def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
+    """Every summary document. Linear in the fleet's cells; a cluster's cells and row are
+    only recomputed when it, or a manifest, changed since the last call (`derive`)."""
     by_group = members(table)
-    by_bundle = cells(table, by_group)
+    held = _held_by_group(table)
+    # One pass over the clusters, by group and name, sorts their cells by bundle, by group,
+    # and by group and bundle, and collects each group's rows.
+    by_bundle: dict[str, list[Cell]] = collections.defaultdict(list)
+    group_cells_of: dict[str, list[Cell]] = collections.defaultdict(list)
+    bundle_cells_of: dict[str, dict[str, list[Cell]]] = collections.defaultdict(dict)
+    rows_of: dict[str, list[summaries.ClusterRow]] = collections.defaultdict(list)
+    for group, group_members in sorted(by_group.items()):
+        group_held = held.get(group, [])
+        group_cells, group_bundles, rows = group_cells_of[group], bundle_cells_of[group], rows_of[group]
+        for seen in group_members:
+            found, row = derive(table, seen, group_held)
+            rows.append(row)
+            for bundle, cell in found.items():
+                by_bundle[bundle].append(cell)
+                group_cells.append(cell)
+                group_bundles.setdefault(bundle, []).append(cell)
     bundle_docs: dict[str, summaries.BundleSummary] = {}
     for bundle, bundle_cells in sorted(by_bundle.items()):
         generation = max(m.generation for (g, b), m in table.held.items() if b == bundle)
@@ -240,36 +306,11 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
             )
     group_docs: dict[str, summaries.GroupSummary] = {}
     all_cells = [cell for bundle_cells in by_bundle.values() for cell in bundle_cells]
-    # One pass over the cells sorts them by group, by group and bundle, and by cluster:
-    # every summary is linear in the fleet's cells.
-    group_cells_of: dict[str, list[Cell]] = collections.defaultdict(list)
-    bundle_cells_of: dict[str, dict[str, list[Cell]]] = collections.defaultdict(dict)
-    cluster_cells_of: dict[int, list[Cell]] = collections.defaultdict(list)
-    for bundle, bundle_cells in by_bundle.items():
-        for cell in bundle_cells:
-            group_cells_of[cell.cluster.group].append(cell)
-            bundle_cells_of[cell.cluster.group].setdefault(bundle, []).append(cell)
-            cluster_cells_of[id(cell.cluster)].append(cell)
     for group in sorted(groups):
         group_members = by_group.get(group, [])
         group_cells = group_cells_of.get(group, [])
         cells_by_bundle = bundle_cells_of.get(group, {})
-        rows = []
-        for seen in group_members:
-            mine = cluster_cells_of.get(id(seen), [])
-            rows.append(
-                summaries.ClusterRow(
-                    name=seen.name,
-                    group=group,
-                    labels=dict(seen.labels),
-                    online=seen.online,
-                    last_seen=seen.last_seen,
-                    agent_version=seen.report["agent_version"] if seen.report is not None else None,
-                    desired=len(mine),
-                    ready=sum(1 for c in mine if c.ready),
-                    state=_worst(mine),
-                )
-            )
+        rows = rows_of.get(group, [])
         group_docs[group] = summaries.GroupSummary(
             **_counts(group_cells),
             group=group,

@@ -1,0 +1,76 @@
+"""The fleet table's summaries stay exact while they are computed incrementally: every
+change a cluster or manifest can go through shows in the next summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller import readiness_table
+from wire import manifests, status
+
+GROUP = "edge/site"
+
+
+def _manifest(generation: int, *, env: str | None = None, bundle: str = "app") -> manifests.Manifest:
+    objects = ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{generation}"}},)
+    variant = manifests.Variant("default", objects)
+    selector = manifests.ClusterSelector(match_labels={"env": env} if env else {})
+    target = manifests.Target("t", variant.deployment_id, cluster_selector=selector)
+    return manifests.Manifest(manifests.Kind.BUNDLE, bundle, GROUP, generation, 0.0, (target,), (variant,))
+
+
+def _report(name: str, seq: int, **bundles: tuple[manifests.Manifest, str]) -> Any:
+    return {
+        "cluster": name, "group": GROUP, "labels": {}, "session": 1, "seq": seq, "ts": 1.0,
+        "agent_version": "test",
+        "bundles": {
+            bundle: {"deployment_id": m.variants[0].deployment_id, "generation": m.generation, "state": state}
+            for bundle, (m, state) in bundles.items()
+        },
+    }  # fmt: skip
+
+
+def _app(table: readiness_table.Table) -> tuple[int, int, str]:
+    doc = readiness_table.summarize(table, [GROUP], 2.0).bundles["app"]
+    return doc["desired"], doc["ready"], doc["state"]
+
+
+def _table(first: manifests.Manifest) -> readiness_table.Table:
+    table = readiness_table.Table()
+    table.register([GROUP], [(GROUP, "a", {"env": "prod"}), (GROUP, "b", {"env": "lab"})])
+    table.manifest(GROUP, first)
+    for name in ("a", "b"):
+        table.presence(GROUP, name, status.Presence(online=True, since=0.0, session=1), 1.0)
+    return table
+
+
+def test_each_change_shows_in_the_next_summary() -> None:
+    first = _manifest(1)
+    table = _table(first)
+    assert _app(table) == (2, 0, "Pending")
+    table.status(GROUP, "a", _report("a", 1, app=(first, "Ready")), 1.0)
+    assert _app(table) == (2, 1, "Pending")
+    table.status(GROUP, "b", _report("b", 1, app=(first, "Ready")), 1.0)
+    assert _app(table) == (2, 2, "Ready")
+    table.presence(GROUP, "b", status.Presence(online=False, since=0.0, session=1), 1.0)
+    assert _app(table) == (2, 1, "Ready")  # offline: never counted ready
+
+    second = _manifest(2)  # a new generation: both now run an older deployment
+    table.manifest(GROUP, second)
+    assert _app(table) == (2, 0, "OutOfSync")
+    table.status(GROUP, "a", _report("a", 2, app=(second, "NotReady")), 1.0)
+    assert _app(table) == (2, 0, "OutOfSync")
+    group = readiness_table.summarize(table, [GROUP], 2.0).groups[GROUP]
+    assert {row["name"]: row["state"] for row in group["cluster_rows"]} == {"a": "NotReady", "b": "OutOfSync"}
+
+
+def test_labels_and_targets_change_who_should_run_a_bundle() -> None:
+    only_prod = _manifest(1, env="prod")
+    table = _table(only_prod)
+    assert _app(table)[0] == 1
+    table.register([GROUP], [(GROUP, "a", {"env": "prod"}), (GROUP, "b", {"env": "prod"})])
+    assert _app(table)[0] == 2  # b was relabelled into the target
+    table.manifest(GROUP, _manifest(2, env="lab"))
+    assert _app(table)[0] == 0  # the new generation targets nobody here
+    table.manifest(GROUP, manifests.tombstone(bundle="app", group=GROUP, generation=3, issued_at=0.0))
+    assert "app" not in readiness_table.summarize(table, [GROUP], 2.0).bundles
