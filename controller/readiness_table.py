@@ -20,6 +20,7 @@ nowhere: nothing it said is kept, and summaries only list it as revoked.
 from __future__ import annotations
 
 import collections
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +28,52 @@ from wire import manifests, selectors, status, summaries
 
 OFFLINE = "Offline"
 _READY = status.State.READY.value  # read per cell: an enum attribute lookup costs more than the compare
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """What the controller keeps of one bundle's status: only what summaries show. The
+    whole decoded document took about 3 KB per cluster, most of it key strings."""
+
+    deployment_id: str | None
+    generation: object
+    state: str
+    message: str
+
+
+_LABEL_SETS: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
+def _shared_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """One dict per distinct label set, shared by every cluster that has it (read-only):
+    fleets have many clusters and few label sets."""
+    key = tuple(sorted(labels.items()))
+    shared = _LABEL_SETS.get(key)
+    if shared is None:
+        if len(_LABEL_SETS) > MAX_SHARED_LABEL_SETS:
+            _LABEL_SETS.clear()  # unbounded variety (a label per cluster): stop sharing old sets
+        shared = _LABEL_SETS[key] = {sys.intern(k): sys.intern(v) for k, v in key}
+    return shared
+
+
+MAX_SHARED_LABEL_SETS = 10_000
+
+
+def _intern(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
+def _reported(report: status.StatusDocument) -> dict[str, Reported]:
+    # Interned: a fleet's clusters mostly report the same few bundles, deployment ids and states.
+    return {
+        sys.intern(bundle): Reported(
+            _intern(entry.get("deployment_id")),
+            entry.get("generation"),
+            sys.intern(str(entry.get("state"))),
+            str(entry.get("message", "")),
+        )
+        for bundle, entry in report["bundles"].items()
+    }
 
 
 @dataclass
@@ -40,18 +87,21 @@ class Seen:
     session: int = 0
     online: bool | None = None
     last_seen: float | None = None
-    report: status.StatusDocument | None = None
+    seq: int = 0  # of the report kept, within `session`
+    agent_version: str | None = None
+    reported: dict[str, Reported] | None = None  # bundle -> what it said; None: never reported
     # bundle -> (manifest, the deployment it selects here): selection is the costliest
     # step of a summary, and a cluster's answer only changes with the manifest or labels.
     selected: dict[str, tuple[manifests.Manifest, str | None]] = field(default_factory=dict)
     # Bumped whenever anything a summary shows of this cluster changes; with the table's
-    # epoch it keys `derived`, this cluster's cells and row as last computed.
+    # epoch it keys `derived`: this cluster's cells and its row's counts as last computed
+    # (the row itself is rebuilt per summary: keeping it cost about 400 bytes a cluster).
     version: int = 0
-    derived: tuple[tuple[int, int], dict[str, Cell], summaries.ClusterRow] | None = None
+    derived: tuple[tuple[int, int], dict[str, Cell], tuple[int, int, str]] | None = None
 
     def relabel(self, labels: Mapping[str, str]) -> None:
         if labels != self.labels:
-            self.labels = dict(labels)
+            self.labels = _shared_labels(labels)
             self.selected.clear()
             self.version += 1
 
@@ -74,7 +124,10 @@ class Table:
     epoch: int = 0  # bumped whenever `held` changes: every cluster's cells may change with it
 
     def _cluster(self, group: str, name: str) -> Seen:
-        return self.clusters.setdefault((group, name), Seen(name, group))
+        seen = self.clusters.get((group, name))
+        if seen is None:  # not setdefault: that builds a Seen for every message
+            seen = self.clusters[(group, name)] = Seen(name, group)
+        return seen
 
     def register(
         self,
@@ -117,15 +170,13 @@ class Table:
         seen = self._cluster(group, name)
         if report["session"] < seen.session:
             return False
-        if (
-            seen.report is not None
-            and report["session"] == seen.session
-            and report["seq"] < seen.report["seq"]
-        ):
+        if seen.reported is not None and report["session"] == seen.session and report["seq"] < seen.seq:
             return False
+        seen.session, seen.seq, seen.reported = report["session"], report["seq"], _reported(report)
+        seen.agent_version = sys.intern(report["agent_version"])
         # The device's own time of the report: after a controller restart, "last seen"
         # still says when the device last spoke, not when the retained copy was read.
-        seen.session, seen.report, seen.last_seen = report["session"], report, min(float(report["ts"]), now)
+        seen.last_seen = min(float(report["ts"]), now)
         seen.version += 1
         if not seen.registered:
             seen.relabel(report["labels"])
@@ -180,34 +231,39 @@ def derive(
     cluster or the held manifests changed since the last call (incremental summaries)."""
     key = (seen.version, table.epoch)
     if seen.derived is not None and seen.derived[0] == key:
-        return seen.derived[1], seen.derived[2]
+        return seen.derived[1], _row(seen, seen.derived[2])
     found: dict[str, Cell] = {}
     for bundle, manifest in held:
         desired = seen.desired(bundle, manifest)
         if desired is None:
             continue
-        entry = seen.report["bundles"].get(bundle) if seen.report is not None else None
+        entry = seen.reported.get(bundle) if seen.reported is not None else None
         if entry is None:
             state, message = status.State.PENDING.value, "not reported yet"
-        elif entry.get("deployment_id") != desired:
-            state, message = status.State.OUT_OF_SYNC.value, f"runs generation {entry.get('generation')}"
+        elif entry.deployment_id != desired:
+            state, message = status.State.OUT_OF_SYNC.value, f"runs generation {entry.generation}"
         else:
-            state, message = str(entry.get("state")), str(entry.get("message", ""))
+            state, message = entry.state, entry.message
         found[bundle] = Cell(seen, state, message, state == _READY and seen.online is True)
     mine = list(found.values())
-    row = summaries.ClusterRow(
+    counts = (len(mine), sum(1 for c in mine if c.ready), _worst(mine))
+    seen.derived = (key, found, counts)
+    return found, _row(seen, counts)
+
+
+def _row(seen: Seen, counts: tuple[int, int, str]) -> summaries.ClusterRow:
+    desired, ready, state = counts
+    return summaries.ClusterRow(
         name=seen.name,
         group=seen.group,
-        labels=dict(seen.labels),
+        labels=seen.labels,  # shared, read-only
         online=seen.online,
         last_seen=seen.last_seen,
-        agent_version=seen.report["agent_version"] if seen.report is not None else None,
-        desired=len(mine),
-        ready=sum(1 for c in mine if c.ready),
-        state=_worst(mine),
+        agent_version=seen.agent_version,
+        desired=desired,
+        ready=ready,
+        state=state,
     )
-    seen.derived = (key, found, row)
-    return found, row
 
 
 def cells(table: Table) -> dict[str, list[Cell]]:
