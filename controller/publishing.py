@@ -8,6 +8,7 @@ the latest one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -29,8 +30,13 @@ PENDING_WARNING = 100
 
 
 def client(
-    url: urls.BrokerUrl, *, identifier: str | None = None, will: aiomqtt.Will | None = None
+    url: urls.BrokerUrl,
+    *,
+    identifier: str | None = None,
+    will: aiomqtt.Will | None = None,
+    queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
 ) -> aiomqtt.Client:
+    """A client for `url`; `queue_type` receives every incoming message (aiomqtt's hook)."""
     mqtt = aiomqtt.Client(
         url.host,
         url.port,
@@ -41,6 +47,7 @@ def client(
         tls_params=aiomqtt.TLSParameters(ca_certs=url.ca_file) if url.tls else None,
         timeout=PUBLISH_TIMEOUT,
         will=will,
+        queue_type=queue_type,
     )
     mqtt.pending_calls_threshold = PENDING_WARNING
     return mqtt
