@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 # that falls behind a burst loses messages: Mosquitto holds at most
 # max_queued_messages (1,000 by default) beyond 20 in flight and drops the rest. When
 # 5,000 clusters came online at once, the controller never heard of 1,600 of them.
-# QoS 0 deliveries to a connected client are buffered, not dropped.
+# Mosquitto 2.0.11 buffers QoS 0 deliveries to a connected client instead (newer
+# releases may count them too: docs/operations.md says what to configure).
 INBOUND_QOS = 0
 
 

@@ -20,7 +20,6 @@ nowhere: nothing it said is kept, and summaries only list it as revoked.
 from __future__ import annotations
 
 import collections
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -52,24 +51,36 @@ def _shared_labels(labels: Mapping[str, str]) -> dict[str, str]:
     if shared is None:
         if len(_LABEL_SETS) > MAX_SHARED_LABEL_SETS:
             _LABEL_SETS.clear()  # unbounded variety (a label per cluster): stop sharing old sets
-        shared = _LABEL_SETS[key] = {sys.intern(k): sys.intern(v) for k, v in key}
+        shared = _LABEL_SETS[key] = {_shared(k): _shared(v) for k, v in key}
     return shared
 
 
 MAX_SHARED_LABEL_SETS = 10_000
+MAX_SHARED = 100_000
 
 
-def _intern(text: str | None) -> str | None:
-    return None if text is None else sys.intern(text)
+_SHARED_TEXT: dict[str, str] = {}
+
+
+def _shared(text: object) -> str:
+    """One copy of each short text clusters repeat (bundle names, deployment ids, states,
+    versions, labels). Not sys.intern: these come from clients, and interned strings
+    may live forever; this pool is dropped whenever it outgrows MAX_SHARED."""
+    value = text if isinstance(text, str) else str(text)
+    shared = _SHARED_TEXT.get(value)
+    if shared is None:
+        if len(_SHARED_TEXT) >= MAX_SHARED:
+            _SHARED_TEXT.clear()
+        shared = _SHARED_TEXT[value] = value
+    return shared
 
 
 def _reported(report: status.StatusDocument) -> dict[str, Reported]:
-    # Interned: a fleet's clusters mostly report the same few bundles, deployment ids and states.
     return {
-        sys.intern(bundle): Reported(
-            _intern(entry.get("deployment_id")),
+        _shared(bundle): Reported(
+            None if entry.get("deployment_id") is None else _shared(entry.get("deployment_id")),
             entry.get("generation"),
-            sys.intern(str(entry.get("state"))),
+            _shared(entry.get("state")),
             str(entry.get("message", "")),
         )
         for bundle, entry in report["bundles"].items()
@@ -87,7 +98,7 @@ class Seen:
     session: int = 0
     online: bool | None = None
     last_seen: float | None = None
-    seq: int = 0  # of the report kept, within `session`
+    seq: int = 0  # of the report kept; reset when presence starts a newer session
     agent_version: str | None = None
     reported: dict[str, Reported] | None = None  # bundle -> what it said; None: never reported
     # bundle -> (manifest, the deployment it selects here): selection is the costliest
@@ -157,6 +168,8 @@ class Table:
         seen = self._cluster(group, name)
         if presence["session"] < seen.session:
             return False
+        if presence["session"] > seen.session:
+            seen.seq = 0  # a new connection numbers its reports from 1 again
         seen.session, seen.online, seen.last_seen = presence["session"], presence["online"], now
         seen.version += 1
         return True
@@ -173,7 +186,7 @@ class Table:
         if seen.reported is not None and report["session"] == seen.session and report["seq"] < seen.seq:
             return False
         seen.session, seen.seq, seen.reported = report["session"], report["seq"], _reported(report)
-        seen.agent_version = sys.intern(report["agent_version"])
+        seen.agent_version = _shared(report["agent_version"])
         # The device's own time of the report: after a controller restart, "last seen"
         # still says when the device last spoke, not when the retained copy was read.
         seen.last_seen = min(float(report["ts"]), now)
@@ -245,6 +258,9 @@ def derive(
         else:
             state, message = entry.state, entry.message
         found[bundle] = Cell(seen, state, message, state == _READY and seen.online is True)
+    if len(seen.selected) > len(held):  # forget manifests of bundles no longer held
+        kept = {bundle for bundle, _ in held}
+        seen.selected = {b: known for b, known in seen.selected.items() if b in kept}
     mine = list(found.values())
     counts = (len(mine), sum(1 for c in mine if c.ready), _worst(mine))
     seen.derived = (key, found, counts)

@@ -328,8 +328,13 @@ class Agent:
             self._set_status(bundle, status.State.READY, manifest)
             return
         self._running[bundle] = running
-        # Look at once: the worker still counts as acting on `manifest`, so say so.
-        await self._observe(bundle, acting_on=manifest)
+        # Look at once: the worker still counts as acting on `manifest`, so say so. The apply
+        # is done: a look that fails must not make it count as failed.
+        try:
+            await self._observe(bundle, acting_on=manifest)
+        except Exception:
+            log.exception("%s: the first look after applying failed; looking again shortly", bundle)
+            self._unsettled.set()
 
     # -- observation and drift ------------------------------------------------------------
 
@@ -367,6 +372,8 @@ class Agent:
             found = await self._offload(self._check, bundle, variant)
         except errors.AgentError as exc:
             log.warning("%s: cannot observe: %s", bundle, exc)
+            if acting_on is not None:
+                self._unsettled.set()  # the observer looks again within NOT_READY_INTERVAL
             return
         work = self._settled_on(bundle, variant, acting_on)
         if work is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,9 @@ class Store:
         # Applied records as last read or written: the agent reads its own record on every
         # status change, and nothing but this store writes the directory.
         self._applied: dict[str, Applied] = {}
+        # The event loop reads records while a worker thread saves them: without the lock a
+        # read of the old file could land in the cache after the save of the new one.
+        self._applied_lock = threading.Lock()
         try:
             for sub in ("manifests", "applied"):
                 (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -85,18 +89,19 @@ class Store:
     # -- applied records ---------------------------------------------------------
 
     def applied(self, bundle: str) -> Applied:
-        known = self._applied.get(bundle)
-        if known is not None:
-            return known
-        path = self._path("applied", bundle, ".json")
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            return Applied()
-        except (OSError, ValueError) as exc:
-            raise errors.StateError(f"cannot read {path}: {exc}") from exc
-        record = self._applied[bundle] = _applied_from_json(raw, path)
-        return record
+        with self._applied_lock:
+            known = self._applied.get(bundle)
+            if known is not None:
+                return known
+            path = self._path("applied", bundle, ".json")
+            try:
+                raw = json.loads(path.read_text())
+            except FileNotFoundError:
+                return Applied()
+            except (OSError, ValueError) as exc:
+                raise errors.StateError(f"cannot read {path}: {exc}") from exc
+            record = self._applied[bundle] = _applied_from_json(raw, path)
+            return record
 
     def save_applied(self, bundle: str, record: Applied) -> None:
         document = {
@@ -106,9 +111,10 @@ class Store:
             "complete": record.complete,
             "inventory": [ref.__dict__ for ref in record.inventory],
         }
-        self._applied.pop(bundle, None)  # if the write fails, the next read says why
-        write_atomic(self._path("applied", bundle, ".json"), json.dumps(document).encode())
-        self._applied[bundle] = record
+        with self._applied_lock:
+            self._applied.pop(bundle, None)  # if the write fails, the next read says why
+            write_atomic(self._path("applied", bundle, ".json"), json.dumps(document).encode())
+            self._applied[bundle] = record
 
     def next_session(self) -> int:
         """A number larger than any this agent used before: one per broker connection.

@@ -166,7 +166,7 @@ async def test_a_settled_agent_looks_again_within_seconds_when_a_new_rollout_is_
         agent = fleet.start(device)
         await fleet.apply(_bundle(tmp_path, "{}\n", NS, CONFIG))
         await fleet.until(lambda: agent.statuses.get("web", {}).get("state") == "Ready", "the first bundle")
-        device.cluster.set_ready_delay(1.5)  # the new Deployment's pods take a moment
+        device.cluster.set_ready_delay(3.0)  # the new Deployment's pods take a moment
         await fleet.apply(_bundle(tmp_path, "{}\n", NS, CONFIG, DEPLOYMENT))
         await fleet.until(
             lambda: agent.statuses["web"]["generation"] == 2 and agent.statuses["web"]["state"] == "NotReady",
@@ -194,21 +194,36 @@ async def test_a_burst_beyond_the_brokers_queue_reaches_a_busy_controller(
         await fleet.until(
             lambda: topic_root in aggregator._groups.values(), "the controller to know the group"
         )
-        await fleet.until(lambda: aggregator.published, "the controller to be subscribed")
+        # Subscribed for sure: a probe status (retained) reaches the table.
+        probe = _status_document(topic_root, "probe")
+        async with aiomqtt.Client(broker_url.host, broker_url.port) as client:
+            await client.publish(space.status(topic_root, "probe"), probe, qos=1, retain=True)
+        await fleet.until(lambda: (topic_root, "probe") in aggregator.table.clusters, "the probe status")
         handle = aggregator.handle
 
         def busy(topic: str, payload: bytes) -> None:
             if "/status/" in topic and not first.is_set():
                 first.set()
-                assert gate.wait(timeout=60)  # the controller is stuck while the burst goes out
+                gate.wait(timeout=60)  # the controller is stuck while the burst goes out
             handle(topic, payload)
 
         aggregator.handle = busy  # type: ignore[method-assign]
         sent = await asyncio.to_thread(_publish_statuses, broker_url, space, topic_root, burst, first, gate)
         assert sent == burst
         await fleet.until(
-            lambda: len(aggregator.table.clusters) == burst, f"all {burst} clusters in the table", timeout=60
+            lambda: len(aggregator.table.clusters) == burst + 1,
+            f"all {burst} clusters in the table",
+            timeout=60,
         )
+
+
+def _status_document(root: str, name: str) -> bytes:
+    return status.encode(
+        status.StatusDocument(
+            cluster=name, group=root, labels={}, agent_version="test", session=1, seq=1, ts=time.time(),
+            node=status.NodeFacts(kubernetes_version="", platform="", ready=None), bundles={},
+        )
+    )  # fmt: skip
 
 
 def _publish_statuses(
@@ -227,11 +242,8 @@ def _publish_statuses(
         sent = []
         for index in range(count):
             name = f"c{index:05d}"
-            document = status.StatusDocument(
-                cluster=name, group=root, labels={}, agent_version="test", session=1, seq=1, ts=time.time(),
-                node=status.NodeFacts(kubernetes_version="", platform="", ready=None), bundles={},
-            )  # fmt: skip
-            sent.append(publisher.publish(space.status(root, name), status.encode(document), qos=1))
+            document = _status_document(root, name)
+            sent.append(publisher.publish(space.status(root, name), document, qos=1))
             if index == 0:
                 assert first.wait(timeout=30)  # the controller has taken the first one and is stuck
         for info in sent:

@@ -74,3 +74,17 @@ def test_labels_and_targets_change_who_should_run_a_bundle() -> None:
     assert _app(table)[0] == 0  # the new generation targets nobody here
     table.manifest(GROUP, manifests.tombstone(bundle="app", group=GROUP, generation=3, issued_at=0.0))
     assert "app" not in readiness_table.summarize(table, [GROUP], 2.0).bundles
+
+
+def test_a_reconnected_agents_reports_count_from_one_again() -> None:
+    first = _manifest(1)
+    table = _table(first)
+    old = _report("a", 50, app=(first, "Ready"))
+    assert table.status(GROUP, "a", old, 1.0)
+    table.presence(GROUP, "a", status.Presence(online=True, since=0.0, session=2), 1.0)
+    new = {**_report("a", 1, app=(first, "NotReady")), "session": 2}
+    assert table.status(GROUP, "a", new, 1.0)  # seq 1 of session 2 is newer than seq 50 of session 1
+    group = readiness_table.summarize(table, [GROUP], 2.0).groups[GROUP]
+    assert {row["name"]: row["state"] for row in group["cluster_rows"]}["a"] == "NotReady"
+    stale = {**_report("a", 0, app=(first, "Ready")), "session": 2}
+    assert not table.status(GROUP, "a", stale, 1.0)  # within a session, older is still older
