@@ -210,11 +210,10 @@ class Aggregator:
             ]
             requests: set[asyncio.Task[None]] = set()
             try:
-                async for message in mqtt.messages:
+                async for message in mqtt.messages:  # join requests only: _intake handles the rest
                     payload = message.payload if isinstance(message.payload, bytes) else b""
                     client_id = self._join_request(message.topic.value)
                     if client_id is None:
-                        self.handle(message.topic.value, payload)
                         continue
                     task = asyncio.create_task(self._answer(client_id, payload, mqtt))
                     requests.add(task)

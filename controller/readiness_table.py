@@ -283,17 +283,6 @@ def _row(seen: Seen, counts: tuple[int, int, str]) -> summaries.ClusterRow:
     )
 
 
-def cells(table: Table) -> dict[str, list[Cell]]:
-    """bundle -> the cells of every cluster that should run it, by group and name."""
-    held = _held_by_group(table)
-    found: dict[str, list[Cell]] = collections.defaultdict(list)
-    for group, group_members in sorted(members(table).items()):
-        for seen in group_members:
-            for cell in derive(table, seen, held.get(group, []))[0]:
-                found[cell.bundle].append(cell)
-    return dict(sorted(found.items()))
-
-
 _STATES = {state.value: state for state in status.State}
 
 
