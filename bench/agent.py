@@ -51,7 +51,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +68,7 @@ ROOT = HERE.parent
 # `import wire` would import that script instead of the package.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
+from bench.processes import stop  # noqa: E402
 from bench.reporting import command_first_line, cpu_model, median, ms, p90, table  # noqa: E402
 from broker import embedded  # noqa: E402
 from controller import cli as controller_cli  # noqa: E402
@@ -296,16 +296,6 @@ def _cli(argv: list[str]) -> None:
         raise RuntimeError(f"edgefleet {' '.join(argv)} exited with {code}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @asynccontextmanager
 async def fleet(url: urls.BrokerUrl, workdir: Path, labels: list[str]) -> AsyncIterator[Fleet]:
     """A controller state, and one agent process per label, each on its own fake cluster; connected."""
@@ -335,7 +325,7 @@ async def fleet(url: urls.BrokerUrl, workdir: Path, labels: list[str]) -> AsyncI
                     stderr=subprocess.STDOUT,
                     cwd=ROOT,
                 )
-            stack.callback(_stop, process)
+            stack.callback(stop, process)
             agents.append(AgentProcess(name, cluster, state_dir, log, process))
         state = State.open(controller)
         stack.callback(state.close)

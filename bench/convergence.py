@@ -57,7 +57,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -76,6 +75,7 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != H
 import aiomqtt  # noqa: E402
 
 from bench import reporting  # noqa: E402
+from bench.processes import cpu_seconds, peak_rss_mib, stop  # noqa: E402
 from tests import brokers  # noqa: E402
 from wire import summaries, topics, urls  # noqa: E402
 
@@ -83,7 +83,6 @@ EXAMPLE = ROOT / "examples" / "hello-web"
 BUNDLE = "hello-web"
 GROUPS = 10
 IMAGE = re.compile(r"image: nginx:\S+")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Beyond these something is broken, not slow.
 CONNECT_DEADLINE = 600.0
 ROLLOUT_DEADLINE = 300.0
@@ -110,34 +109,6 @@ def raise_open_files() -> int:
     return soft
 
 
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def peak_rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 # -- the parts ----------------------------------------------------------------------------------------
 
 
@@ -155,23 +126,13 @@ def edgefleet(state_dir: Path, *argv: str) -> str:
     return done.stdout
 
 
-def pid_of(needle: str) -> int:
-    """The process whose command line contains `needle` (Mosquitto, started by tests.brokers)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(entry.name)
-    raise RuntimeError(f"no process runs with {needle!r}")
-
-
 @contextmanager
 def broker(kind: str, workdir: Path) -> Iterator[tuple[urls.BrokerUrl, int]]:
     """The broker under test, in its own process; yields its URL and PID."""
     if kind == "mosquitto":
         # tests.brokers runs it as our own user: the open-file limit raised here is its too.
-        with brokers.mosquitto(workdir, extra_config="set_tcp_nodelay true\n") as url:
-            yield url, pid_of(str(workdir / "mosquitto.conf"))
+        with brokers.mosquitto_process(workdir, extra_config="set_tcp_nodelay true\n") as (url, process):
+            yield url, process.pid
         return
     port = brokers.free_port()
     log = (workdir / "amqtt.log").open("wb")
@@ -296,7 +257,7 @@ class Parts:
 
     def stop(self) -> None:
         for _, process in reversed(self.processes):
-            stop(process)
+            stop(process, timeout=30)
 
 
 def set_image(bundle: Path, tag: str) -> None:

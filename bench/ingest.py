@@ -121,6 +121,7 @@ import aiomqtt  # noqa: E402
 from paho.mqtt import client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from bench import processes  # noqa: E402
 from bench.reporting import command_first_line, cpu_model, ms, table  # noqa: E402
 from controller import aggregating, keystore, readiness_table  # noqa: E402
 from controller.state import Group, State  # noqa: E402
@@ -518,7 +519,7 @@ class Metered(Timed):
             self.done.set()
 
     def mark(self, wall: float) -> Mark:
-        broker = process_cpu(self.broker_pid) if self.broker_pid is not None else 0.0
+        broker = processes.cpu_seconds(self.broker_pid) if self.broker_pid is not None else 0.0
         return Mark(
             wall, cpu_seconds(), self.handle_seconds, self.summary_seconds, self.registry_seconds, broker
         )
@@ -527,23 +528,6 @@ class Metered(Timed):
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu(pid: int) -> float:
-    """utime + stime of process `pid` in seconds (from /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def child_named(name: str) -> int | None:
-    """The pid of this process's child called `name` (tests.brokers does not hand it out)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = stat.read_text()
-            comm = text[text.index("(") + 1 : text.rindex(")")]
-            if comm == name and int(text.rsplit(")", 1)[1].split()[1]) == os.getpid():
-                return int(stat.parent.name)
-    return None
 
 
 @dataclass
@@ -608,14 +592,14 @@ def end_to_end(workdir: Path, shape: Shape) -> EndToEnd:
     state_dir.mkdir()
     keystore.init(state_dir)
     registry(state_dir, shape).close()
-    with brokers.mosquitto(state_dir) as url:
+    with brokers.mosquitto_process(state_dir) as (url, broker):
         command = [sys.executable, str(Path(__file__).resolve()), "--publish-child", str(state_dir)]
         command += [url.host, str(url.port), str(shape.clusters), str(shape.bundles)]
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"publisher failed: {done.stderr}")
         published = json.loads(done.stdout.splitlines()[-1])
-        aggregator = asyncio.run(receive(state_dir, url, shape, child_named("mosquitto")))
+        aggregator = asyncio.run(receive(state_dir, url, shape, broker.pid))
     if aggregator.statuses == shape.clusters:
         check(aggregator, shape, 1)
     assert aggregator.first is not None and aggregator.last is not None, "no status arrived"

@@ -86,7 +86,6 @@ import pwd
 import resource
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -105,11 +104,13 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != H
 
 import aiomqtt  # noqa: E402
 
+from bench.processes import cpu_seconds as process_cpu  # noqa: E402
 from bench.reporting import command_first_line, cpu_model, median, ms, p90, table  # noqa: E402
 from broker import embedded  # noqa: E402
 from controller import aggregating, dynsec, join_cli, keystore, login, security, tokens  # noqa: E402
 from controller.identities import Identities, agent_client_id, controller_password  # noqa: E402
 from controller.state import Group, State  # noqa: E402
+from tests.brokers import accepts, free_port  # noqa: E402
 from wire import topics, urls  # noqa: E402
 
 GROUP = "bench/site"
@@ -186,27 +187,6 @@ def cpu_seconds(usage: resource.struct_rusage) -> float:
 
 
 # -- this process: helpers ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def process_cpu(pid: int) -> float:
-    """utime + stime of process `pid` in seconds (from /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def reset_peak_rss() -> bool:

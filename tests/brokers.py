@@ -84,6 +84,19 @@ def mosquitto(
     tls: tlscerts.TlsFiles | None = None,
     anonymous: bool = True,
 ) -> Iterator[urls.BrokerUrl]:
+    with mosquitto_process(workdir, extra_config=extra_config, tls=tls, anonymous=anonymous) as (url, _):
+        yield url
+
+
+@contextmanager
+def mosquitto_process(
+    workdir: Path,
+    *,
+    extra_config: str = "",
+    tls: tlscerts.TlsFiles | None = None,
+    anonymous: bool = True,
+) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
+    """`mosquitto`, with its process too (benchmarks read its CPU and memory)."""
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto is not installed; `make test` installs the Debian package")
@@ -111,9 +124,9 @@ def mosquitto(
                 f"mosquitto exited with {process.returncode}: {(workdir / 'mosquitto.log').read_text()}"
             )
         if tls is not None:
-            yield urls.BrokerUrl("127.0.0.1", port, tls=True, ca_file=str(tls.ca))
+            yield urls.BrokerUrl("127.0.0.1", port, tls=True, ca_file=str(tls.ca)), process
         else:
-            yield urls.BrokerUrl("127.0.0.1", port)
+            yield urls.BrokerUrl("127.0.0.1", port), process
     finally:
         process.terminate()
         try:
