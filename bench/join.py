@@ -82,10 +82,8 @@ import logging
 import os
 import platform
 import pstats
-import pwd
 import resource
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,7 +108,7 @@ from broker import embedded  # noqa: E402
 from controller import aggregating, dynsec, join_cli, keystore, login, security, tokens  # noqa: E402
 from controller.identities import Identities, agent_client_id, controller_password  # noqa: E402
 from controller.state import Group, State  # noqa: E402
-from tests.brokers import accepts, free_port  # noqa: E402
+from tests.brokers import DYNSEC_ADMIN, dynsec_plugin, mosquitto_binary, mosquitto_process  # noqa: E402
 from wire import topics, urls  # noqa: E402
 
 GROUP = "bench/site"
@@ -121,8 +119,6 @@ SPOT_CHECK = 20
 SETTLE_TIMEOUT = 30.0  # for the token's account to reach the broker, the controller to start
 JOIN_TIMEOUT = 300.0  # for any one join, in the driver: beyond it the join counts as failed
 STORM_TIMEOUT = 1800.0  # for the whole driver
-DYNSEC_ADMIN = "admin"
-DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -213,13 +209,6 @@ async def until(check: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
-    if found is None:
-        raise RuntimeError("mosquitto is not installed; `make test` installs the Debian package")
-    return found
-
-
 @contextmanager
 def mosquitto(workdir: Path, *, nodelay: bool) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
     """Mosquitto with dynamic security, no anonymous clients, plain TCP; yields the admin's URL."""
@@ -231,39 +220,10 @@ def mosquitto(workdir: Path, *, nodelay: bool) -> Iterator[tuple[urls.BrokerUrl,
         check=True,
         capture_output=True,
     )
-    port = free_port()
-    config = workdir / "mosquitto.conf"
-    # Started as root, mosquitto drops to user "mosquitto", who cannot read these files.
-    config.write_text(
-        f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous false\n"
-        "persistence false\n"
-        "log_dest stderr\nlog_type error\nlog_type warning\n"
-        f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {store}\n"
-        + ("set_tcp_nodelay true\n" if nodelay else "")
-    )
-    log_path = workdir / "mosquitto.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(config)], stdout=log_file, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while process.poll() is None and not accepts(port):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mosquitto did not listen within 10 s")
-                time.sleep(0.05)
-            if process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {process.returncode}: {log_path.read_text()}")
-            yield urls.BrokerUrl("127.0.0.1", port, username=DYNSEC_ADMIN, password=password), process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    extra = f"plugin {dynsec_plugin()}\nplugin_opt_config_file {store}\n"
+    extra += "set_tcp_nodelay true\n" if nodelay else ""
+    with mosquitto_process(workdir, extra_config=extra, anonymous=False) as (url, process):
+        yield dataclasses.replace(url, username=DYNSEC_ADMIN, password=password), process
 
 
 # -- this process: the controller and the storm --------------------------------------------------
@@ -576,7 +536,8 @@ def header(args: argparse.Namespace, brokers: list[str]) -> None:
     print(f"  Python:    {platform.python_implementation()} {platform.python_version()}")
     if "mosquitto" in brokers:
         nagle = "set_tcp_nodelay true" if args.nodelay else "set_tcp_nodelay false, its default"
-        print(f"  mosquitto: {command_first_line([mosquitto_binary(), '-h'])} (dynamic security; {nagle})")
+        version = command_first_line([mosquitto_binary() or "mosquitto", "-h"])
+        print(f"  mosquitto: {version} (dynamic security; {nagle})")
     print(
         f"  storm:     {args.agents} agents, {args.concurrency} joins in flight, one auto-approving token;"
         f" agents in {args.drivers} driver process(es)"
