@@ -83,7 +83,6 @@ import os
 import platform
 import pstats
 import resource
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -108,7 +107,7 @@ from broker import embedded  # noqa: E402
 from controller import aggregating, dynsec, join_cli, keystore, login, security, tokens  # noqa: E402
 from controller.identities import Identities, agent_client_id, controller_password  # noqa: E402
 from controller.state import Group, State  # noqa: E402
-from tests.brokers import DYNSEC_ADMIN, dynsec_plugin, mosquitto_binary, mosquitto_process  # noqa: E402
+from tests.brokers import DYNSEC_ADMIN, dynsec_config, mosquitto_binary, mosquitto_process  # noqa: E402
 from wire import topics, urls  # noqa: E402
 
 GROUP = "bench/site"
@@ -213,14 +212,7 @@ async def until(check: Any, timeout: float, what: str) -> None:
 def mosquitto(workdir: Path, *, nodelay: bool) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
     """Mosquitto with dynamic security, no anonymous clients, plain TCP; yields the admin's URL."""
     workdir.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(16)
-    store = workdir / "dynamic-security.json"
-    subprocess.run(
-        ["mosquitto_ctrl", "dynsec", "init", str(store), DYNSEC_ADMIN, password],
-        check=True,
-        capture_output=True,
-    )
-    extra = f"plugin {dynsec_plugin()}\nplugin_opt_config_file {store}\n"
+    extra, password = dynsec_config(workdir)
     extra += "set_tcp_nodelay true\n" if nodelay else ""
     with mosquitto_process(workdir, extra_config=extra, anonymous=False) as (url, process):
         yield dataclasses.replace(url, username=DYNSEC_ADMIN, password=password), process

@@ -64,16 +64,22 @@ def dynsec_plugin() -> str:
 @contextmanager
 def secured_mosquitto(workdir: Path, tls: tlscerts.TlsFiles) -> Iterator[urls.BrokerUrl]:
     """Mosquitto with dynamic security and TLS; yields the admin's URL (user and password in it)."""
+    extra, password = dynsec_config(workdir)
+    with mosquitto(workdir, extra_config=extra, tls=tls, anonymous=False) as url:
+        yield dataclasses.replace(url, username=DYNSEC_ADMIN, password=password)
+
+
+def dynsec_config(workdir: Path) -> tuple[str, str]:
+    """Initialise a dynamic-security store in `workdir`: the config lines that load it,
+    and the password of its admin account (DYNSEC_ADMIN)."""
     password = secrets.token_urlsafe(16)
-    dynsec = workdir / "dynamic-security.json"
+    store = workdir / "dynamic-security.json"
     subprocess.run(
-        ["mosquitto_ctrl", "dynsec", "init", str(dynsec), DYNSEC_ADMIN, password],
+        ["mosquitto_ctrl", "dynsec", "init", str(store), DYNSEC_ADMIN, password],
         check=True,
         capture_output=True,
     )
-    extra = f"plugin {dynsec_plugin()}\nplugin_opt_config_file {dynsec}\n"
-    with mosquitto(workdir, extra_config=extra, tls=tls, anonymous=False) as url:
-        yield dataclasses.replace(url, username=DYNSEC_ADMIN, password=password)
+    return f"plugin {dynsec_plugin()}\nplugin_opt_config_file {store}\n", password
 
 
 @contextmanager
