@@ -7,6 +7,13 @@ Bundles measured: the three examples (hello-web as plain YAML, kustomize-app
 rendered by `kubectl kustomize`, helm-app rendered by helm-python-sdk), Helm's
 own starter chart (`helm create`) with its optional objects switched on, and
 "large-20x": one bundle shipping 20 copies of all four under distinct names.
+Part e) takes every example through the controller's own rendering
+(controller.bundles), with all its variants and targets, for one group each.
+
+Envelope format 1 (32-byte key id, deployment ids on the wire, codec zstd) and
+format 2 (8-byte key id, variants by position, codec zstd-k8s1 with its
+shipped dictionary) are both measured: agents read both, and a controller
+seals 2 for groups whose agents all read it.
 
 The YAML of a bundle is the text as read (plain) or as rendered, documents
 joined with "---\\n"; its gzip -9 size is Python's gzip at level 9 with mtime 0
@@ -51,7 +58,8 @@ ROOT = HERE.parent
 # this, `import wire` would import the script itself instead of the package.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
-from controller import fleetyaml, plain  # noqa: E402
+from controller import bundles as rendering  # noqa: E402
+from controller import fleetyaml, plain, targeting  # noqa: E402
 from wire import canonical, codecs, envelopes, keys, limits, manifests  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -315,9 +323,10 @@ def sizes(bundles: list[Bundle], signing: keys.SigningKey) -> None:
         manifest = manifest_of(bundle)
         raw = bundle.yaml_text.encode("utf-8")
         gz = gzip.compress(raw, compresslevel=9, mtime=0)
-        packed = canonical.encode(manifests.to_wire(manifest))
-        zstd_env = envelopes.seal(manifest, signing, codec=codecs.Codec.ZSTD)
-        zlib_env = envelopes.seal(manifest, signing, codec=codecs.Codec.ZLIB)
+        packed = canonical.encode(manifests.to_wire(manifest, 1))
+        zstd_env = envelopes.seal(manifest, signing, version=1, codec=codecs.Codec.ZSTD)
+        zlib_env = envelopes.seal(manifest, signing, version=1, codec=codecs.Codec.ZLIB)
+        v2_env = envelopes.seal(manifest, signing, version=2)
         rows.append(
             [
                 bundle.name,
@@ -327,8 +336,9 @@ def sizes(bundles: list[Bundle], signing: keys.SigningKey) -> None:
                 n(len(packed)),
                 n(len(zstd_env)),
                 n(len(zlib_env)),
-                f"{len(zstd_env) / len(gz):.2f}",
-                "yes" if len(zstd_env) <= len(gz) else "no",
+                n(len(v2_env)),
+                f"{len(v2_env) / len(gz):.2f}",
+                "yes" if len(v2_env) <= len(gz) else "no",
             ]
         )
     table(
@@ -337,11 +347,70 @@ def sizes(bundles: list[Bundle], signing: keys.SigningKey) -> None:
             "objects",
             "yaml",
             "yaml gzip-9",
-            "msgpack",
-            f"sealed zstd-{codecs.ZSTD_LEVEL}",
-            f"sealed zlib-{codecs.ZLIB_LEVEL}",
-            "zstd/gzip",
-            "zstd <= gzip",
+            "msgpack (1)",
+            f"format 1 zstd-{codecs.ZSTD_LEVEL}",
+            f"format 1 zlib-{codecs.ZLIB_LEVEL}",
+            "format 2",
+            "2/gzip",
+            "2 <= gzip",
+        ],
+        rows,
+    )
+
+
+EXAMPLE_GROUPS = {
+    # Each example for a group it targets; multi-region for both of its regions' variants.
+    "hello-web": [targeting.Group("edge/bench", {})],
+    "kustomize-app": [targeting.Group("edge/bench", {})],
+    "helm-app": [targeting.Group("edge/bench", {})],
+    "canary": [targeting.Group("edge/stores", {})],
+    "plain-overlays": [targeting.Group("edge/kiosks", {})],
+    "multi-region": [
+        targeting.Group("edge/us-west", {"region": "us-west"}),
+        targeting.Group("edge/eu-central", {}),
+    ],
+}
+
+
+def examples(signing: keys.SigningKey) -> None:
+    print("e) every example as `edgefleet apply` seals it for one group: all variants and targets")
+    print("   (yaml = each variant's objects as YAML documents, one after another)")
+    rows = []
+    for name, groups in EXAMPLE_GROUPS.items():
+        for group in groups:
+            with rendering.open_bundle(EXAMPLES / name) as bundle:
+                manifest = bundle.plan(group).manifest(bundle.name, generation=1, issued_at=ISSUED_AT)
+            text = "".join(
+                yaml.safe_dump_all([dict(o) for o in v.objects], sort_keys=False, explicit_start=True)
+                for v in manifest.variants
+            )
+            gz = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
+            v1 = envelopes.seal(manifest, signing, version=1)
+            v2 = envelopes.seal(manifest, signing, version=2)
+            rows.append(
+                [
+                    f"{name} @ {group.name}",
+                    n(len(manifest.targets)),
+                    n(len(manifest.variants)),
+                    n(sum(len(v.objects) for v in manifest.variants)),
+                    n(len(text)),
+                    n(len(gz)),
+                    n(len(v1)),
+                    n(len(v2)),
+                    f"{len(v2) - len(gz):+,}",
+                ]
+            )
+    table(
+        [
+            "bundle @ group",
+            "targets",
+            "variants",
+            "objects",
+            "yaml",
+            "gzip-9",
+            "format 1",
+            "format 2",
+            "2 - gzip",
         ],
         rows,
     )
@@ -354,18 +423,22 @@ def compressors() -> list[tuple[str, codecs.Codec, Callable[[bytes], bytes]]]:
     def zlib_at(level: int) -> Callable[[bytes], bytes]:
         return lambda data: zlib.compress(data, level)
 
+    def k8s1(data: bytes) -> bytes:
+        return codecs.compress(codecs.Codec.ZSTD_K8S1, data)
+
     out = [(f"zstd-{lv}", codecs.Codec.ZSTD, zstd_at(lv)) for lv in ZSTD_LEVELS]
     out += [(f"zlib-{lv}", codecs.Codec.ZLIB, zlib_at(lv)) for lv in ZLIB_LEVELS]
+    out.append((f"zstd-k8s1-{codecs.ZSTD_LEVEL}", codecs.Codec.ZSTD_K8S1, k8s1))
     return out
 
 
 def codec_table(bundles: list[Bundle]) -> None:
-    print("b) codecs on the canonical msgpack of each manifest (median µs per call;")
+    print("b) codecs on the canonical msgpack of each manifest, format 1 (median µs per call;")
     print("   decompress is wire.codecs.decompress, with its output cap and checks)")
     cap = limits.MAX_MANIFEST_BYTES
     rows = []
     for bundle in bundles:
-        packed = canonical.encode(manifests.to_wire(manifest_of(bundle)))
+        packed = canonical.encode(manifests.to_wire(manifest_of(bundle), 1))
         cells = []
         fns: list[Callable[[], object]] = []
         for label, codec, compress in compressors():
@@ -407,12 +480,12 @@ def throughput(bundles: list[Bundle], signing: keys.SigningKey) -> None:
         manifest = manifest_of(bundle)
         cells = []
         fns: list[Callable[[], object]] = []
-        for codec in (codecs.Codec.ZSTD, codecs.Codec.ZLIB):
-            level = codecs.ZSTD_LEVEL if codec is codecs.Codec.ZSTD else codecs.ZLIB_LEVEL
-            data = envelopes.seal(manifest, signing, codec=codec)
+        for version, codec in ((1, codecs.Codec.ZSTD), (1, codecs.Codec.ZLIB), (2, codecs.Codec.ZSTD_K8S1)):
+            level = codecs.ZLIB_LEVEL if codec is codecs.Codec.ZLIB else codecs.ZSTD_LEVEL
+            data = envelopes.seal(manifest, signing, version=version, codec=codec)
             assert envelopes.verify(data, trusted=trusted, group=GROUP, bundle=bundle.name) == manifest
-            cells.append((f"{codec.value}-{level}", data))
-            fns.append(functools.partial(envelopes.seal, manifest, signing, codec=codec))
+            cells.append((f"{version}: {codec.value}-{level}", data))
+            fns.append(functools.partial(envelopes.seal, manifest, signing, version=version, codec=codec))
             fns.append(
                 functools.partial(envelopes.verify, data, trusted=trusted, group=GROUP, bundle=bundle.name)
             )
@@ -432,21 +505,32 @@ def throughput(bundles: list[Bundle], signing: keys.SigningKey) -> None:
                 ]
             )
     table(
-        ["bundle", "codec", "bytes", "seal/s", "seal µs", "spread", "verify/s", "verify µs", "spread"],
+        [
+            "bundle",
+            "format: codec",
+            "bytes",
+            "seal/s",
+            "seal µs",
+            "spread",
+            "verify/s",
+            "verify µs",
+            "spread",
+        ],
         rows,
     )
 
 
 def overhead(bundles: list[Bundle], signing: keys.SigningKey) -> None:
-    print(f"d) where the sealed zstd-{codecs.ZSTD_LEVEL} bytes go, against gzip -9 of the YAML")
+    print("d) where the bytes of a format 2 envelope go, against gzip -9 of the YAML")
     print("   (framing = envelope fields around the body: format, key id, codec, signature;")
-    print("   objects only = the codec on the canonical msgpack of the object list alone)")
+    print("   objects only = zstd-k8s1 on the canonical msgpack of the object list alone)")
     rows = []
+    k8s1 = codecs.Codec.ZSTD_K8S1
     for bundle in bundles:
         manifest = manifest_of(bundle)
-        sealed = envelopes.seal(manifest, signing)
-        body = codecs.compress(codecs.DEFAULT, canonical.encode(manifests.to_wire(manifest)))
-        objects = codecs.compress(codecs.DEFAULT, canonical.encode(list(bundle.objects)))
+        sealed = envelopes.seal(manifest, signing, version=2)
+        body = codecs.compress(k8s1, canonical.encode(manifests.to_wire(manifest, 2)))
+        objects = codecs.compress(k8s1, canonical.encode(list(bundle.objects)))
         gz = gzip.compress(bundle.yaml_text.encode("utf-8"), compresslevel=9, mtime=0)
         rows.append(
             [
@@ -475,6 +559,7 @@ def main() -> None:
     codec_table(bundles)
     throughput(bundles, signing)
     overhead(bundles, signing)
+    examples(signing)
     print(f"total {time.perf_counter() - started:.1f} s")
 
 

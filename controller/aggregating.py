@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # releases may count them too: docs/operations.md says what to configure).
 INBOUND_QOS = 0
 
+# The envelope formats agents of this build read: most clusters say so, and only the
+# others are held in memory (Aggregator._formats_known).
+_READ_HERE = frozenset(envelopes.SUPPORTED_VERSIONS)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -81,14 +85,24 @@ class Aggregator:
     _groups: dict[str, str] = field(default_factory=dict)  # name -> topic root
     _trusted: keys.Keyring = field(default_factory=dict)
     registrar: registering.Registrar | None = None
+    # Envelope formats, per cluster name, as the registry has them, kept only where they are
+    # not what this build reads (None: never heard); and what statuses said since, to record.
+    _formats_known: dict[str, frozenset[int] | None] = field(default_factory=dict)
+    _formats_heard: dict[str, frozenset[int]] = field(default_factory=dict)
 
     # -- inputs ----------------------------------------------------------------------------
 
     def refresh_registry(self, state: State) -> set[str]:
-        """Re-read groups and clusters; return topic roots that are new."""
+        """Record what agents said they read, re-read groups and clusters; return new topic roots."""
+        if self._formats_heard:
+            state.record_envelope_formats(self._formats_heard)
+            self._formats_heard = {}
         groups = {g.name: g.topic_root for g in state.groups()}
         roots = set(groups.values())
         known = [c for c in state.clusters() if c.group in groups]
+        self._formats_known = {
+            c.name: c.envelope_formats for c in known if c.envelope_formats != _READ_HERE and not c.revoked
+        }
         clusters = [(groups[c.group], c.name, c.labels) for c in known if not c.revoked]
         revoked = {(groups[c.group], c.name) for c in known if c.revoked}
         new = roots - set(self._groups.values())
@@ -118,7 +132,9 @@ class Aggregator:
                 )
                 changed = self.table.manifest(address.group, manifest)
             elif address.kind is topics.Kind.STATUS:
-                changed = self.table.status(address.group, address.name, status.decode_status(payload), now)
+                document = status.decode_status(payload)
+                changed = self.table.status(address.group, address.name, document, now)
+                self._note_formats(address.name, document)
             elif address.kind is topics.Kind.PRESENCE:
                 changed = self.table.presence(
                     address.group, address.name, status.decode_presence(payload), now
@@ -135,6 +151,18 @@ class Aggregator:
             return
         if changed:
             self._changed.set()
+
+    def _note_formats(self, cluster: str, document: status.StatusDocument) -> None:
+        """Queue a change of the envelope formats a cluster reads for the registry
+        (`edgefleet apply` seals each group in the newest format all its clusters read)."""
+        formats = status.envelope_formats(document)
+        if formats == self._formats_known.get(cluster, _READ_HERE):
+            return
+        self._formats_heard[cluster] = formats
+        if formats == _READ_HERE:
+            self._formats_known.pop(cluster, None)
+        else:
+            self._formats_known[cluster] = formats
 
     # -- outputs -----------------------------------------------------------------------------
 

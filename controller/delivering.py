@@ -7,29 +7,65 @@ delivery (sent again as they were), and which are unchanged. `apply` and
 `delete` do the I/O around it: render everything first (a render error
 publishes nothing), commit the intent (controller.state), then publish and
 record each acknowledgement.
+
+Each group's messages are sealed in the newest envelope format that every
+cluster of the group reads (`envelope_format`): agents say which formats they
+read in their status, and the running controller records it in the registry.
+The format is part of what a group was told, so when the last old agent of a
+group upgrades, the next apply sends the group its bundles again in the newer,
+smaller format.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller import bundles, errors, publishing, targeting
-from controller.state import BundleRecord, Delivery, DeliveryKind, Group, State
+from controller.state import BundleRecord, Cluster, Delivery, DeliveryKind, Group, State
 from wire import canonical, envelopes, keys, manifests, topics, urls
 
 log = logging.getLogger(__name__)
 
+# What an agent that has not reported yet is assumed to read: every agent reads format 1.
+ASSUMED_FORMATS = frozenset({1})
 
-def content_digest(plan: bundles.Plan) -> str:
-    """What a group's manifest says, without generation and time: equal digests, nothing to send."""
+
+def envelope_format(clusters: Iterable[Cluster]) -> int:
+    """The newest envelope format every cluster of a group reads (revoked ones aside).
+
+    A cluster that has not said counts as reading format 1 only. A group with no
+    clusters yet gets the newest: agents that join later are as new as this build,
+    and an older one would refuse the envelope, report it, and get format 1 from the
+    next apply."""
+    readable = set(envelopes.SUPPORTED_VERSIONS)
+    for cluster in clusters:
+        if not cluster.revoked:
+            readable &= cluster.envelope_formats or ASSUMED_FORMATS
+    return max(readable, default=1)
+
+
+def envelope_formats(state: State, groups: Iterable[str]) -> dict[str, int]:
+    """`envelope_format` of each named group, from the registry."""
+    members: dict[str, list[Cluster]] = {name: [] for name in groups}
+    for cluster in state.clusters():
+        if cluster.group in members:
+            members[cluster.group].append(cluster)
+    return {name: envelope_format(clusters) for name, clusters in members.items()}
+
+
+def content_digest(plan: bundles.Plan, version: int = 1) -> str:
+    """What a group's manifest says, without generation and time: equal digests, nothing to send.
+
+    The envelope format counts: a group whose agents all read a newer one gets it."""
     wire = manifests.to_wire(plan.manifest("x", generation=1, issued_at=0.0))
-    return canonical.digest(
-        {"targets": wire["targets"], "variants": [v.deployment_id for v in plan.variants]}
-    )
+    content = {"targets": wire["targets"], "variants": [v.deployment_id for v in plan.variants]}
+    if version != 1:  # format 1 digests stay as they were before there was a choice
+        content["envelope_format"] = version
+    return canonical.digest(content)
 
 
 @dataclass(frozen=True)
@@ -48,14 +84,16 @@ def decide(
     plans: Mapping[str, bundles.Plan],
     groups: Mapping[str, Group],
     previous: Mapping[str, Delivery],
+    formats: Mapping[str, int] | None = None,
 ) -> Decision:
+    """`formats`: each group's envelope format (absent: 1)."""
     publish: list[Delivery] = []
     resend: list[Delivery] = []
     unchanged: list[str] = []
     for name, plan in sorted(plans.items()):
         before = previous.get(name)
         if plan.targets:
-            digest = content_digest(plan)
+            digest = content_digest(plan, (formats or {}).get(name, 1))
             same = before is not None and before.kind is DeliveryKind.MANIFEST and before.digest == digest
             if same and before is not None and before.acknowledged:
                 unchanged.append(name)
@@ -96,6 +134,7 @@ def _message(
     plans: Mapping[str, bundles.Plan],
     key: keys.SigningKey,
     space: topics.Topics,
+    formats: Mapping[str, int],
 ) -> tuple[str, bytes]:
     topic = space.bundle(delivery.topic_root, delivery.bundle)
     if delivery.kind is DeliveryKind.TOMBSTONE:
@@ -116,7 +155,7 @@ def _message(
             plan.targets,
             plan.variants,
         )
-    return topic, envelopes.seal(manifest, key)
+    return topic, envelopes.seal(manifest, key, version=formats.get(delivery.group, 1))
 
 
 async def _send(
@@ -151,7 +190,8 @@ async def apply(
         spec = bundle.spec
     report = Report(spec.name, warnings=spec.warnings)
     previous = state.deliveries(spec.name)
-    decision = decide(spec.name, plans, groups, previous)
+    formats = envelope_formats(state, groups)
+    decision = decide(spec.name, plans, groups, previous, formats)
     report.unchanged = decision.unchanged
     if decision.nothing_to_do:
         return report
@@ -161,13 +201,13 @@ async def apply(
         report.generation = record.generation
         for delivery in decision.publish:
             delivery = dataclasses.replace(delivery, generation=record.generation)
-            outgoing.append((delivery, *_message(delivery, record, plans, key, space)))
+            outgoing.append((delivery, *_message(delivery, record, plans, key, space, formats)))
     current = state.bundle(spec.name)
     assert current is not None
     for delivery in decision.resend:
         # Unacknowledged and unchanged: the same content at its recorded generation.
         record = BundleRecord(current.name, delivery.generation, current.issued_at, current.deleted)
-        outgoing.append((delivery, *_message(delivery, record, plans, key, space)))
+        outgoing.append((delivery, *_message(delivery, record, plans, key, space, formats)))
     await _send(state, url, report, outgoing)
     return report
 
@@ -190,9 +230,10 @@ async def delete(
         return report
     record = state.begin_generation(name, targets, deleted=True)
     report.generation = record.generation
+    formats = envelope_formats(state, (d.group for d in targets))
     outgoing = []
     for delivery in targets:
         delivery = dataclasses.replace(delivery, generation=record.generation)
-        outgoing.append((delivery, *_message(delivery, record, {}, key, space)))
+        outgoing.append((delivery, *_message(delivery, record, {}, key, space, formats)))
     await _send(state, url, report, outgoing)
     return report

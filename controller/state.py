@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS clusters (
     created_at REAL NOT NULL,
     public_key TEXT,
     facts TEXT NOT NULL DEFAULT '{}',
-    revoked_at REAL
+    revoked_at REAL,
+    envelope_formats TEXT
 );
 CREATE TABLE IF NOT EXISTS bundles (
     name TEXT PRIMARY KEY,
@@ -109,7 +110,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 
 # Columns added to `clusters` by registration, for databases created before it.
-_ADDED_CLUSTER_COLUMNS = {"public_key": "TEXT", "facts": "TEXT NOT NULL DEFAULT '{}'", "revoked_at": "REAL"}
+_ADDED_CLUSTER_COLUMNS = {
+    "public_key": "TEXT",
+    "facts": "TEXT NOT NULL DEFAULT '{}'",
+    "revoked_at": "REAL",
+    # JSON list of the envelope format versions the cluster's agent says it reads (NULL: not heard yet).
+    "envelope_formats": "TEXT",
+}
 
 
 def _private(path: Path) -> None:
@@ -142,6 +149,8 @@ class Cluster:
     group: str
     labels: Mapping[str, str] = field(default_factory=dict)
     revoked: bool = False
+    # Envelope format versions its agent reads, as its last status said; None: not heard yet.
+    envelope_formats: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -302,12 +311,26 @@ class State:
 
     def clusters(self) -> list[Cluster]:
         rows = self._db.execute(
-            "SELECT name, group_name, labels, revoked_at FROM clusters ORDER BY name"
+            "SELECT name, group_name, labels, revoked_at, envelope_formats FROM clusters ORDER BY name"
         ).fetchall()
         return [
-            Cluster(name, group, json.loads(labels), revoked is not None)
-            for name, group, labels, revoked in rows
+            Cluster(
+                name,
+                group,
+                json.loads(labels),
+                revoked is not None,
+                None if formats is None else frozenset(json.loads(formats)),
+            )
+            for name, group, labels, revoked, formats in rows
         ]
+
+    def record_envelope_formats(self, formats: Mapping[str, frozenset[int]]) -> None:
+        """Remember, per cluster name, which envelope formats its agent reads (one transaction)."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE clusters SET envelope_formats = ? WHERE name = ?",
+                [(json.dumps(sorted(versions)), name) for name, versions in formats.items()],
+            )
 
     # -- bundles and deliveries -------------------------------------------------
 

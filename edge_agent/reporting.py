@@ -18,7 +18,7 @@ from typing import Any
 import wire
 from edge_agent import drift, readiness
 from edge_agent.store import ObjectRef
-from wire import agent_config, status
+from wire import agent_config, envelopes, status
 
 # Objects listed per bundle and kind of trouble (the message carries the count).
 MAX_LISTED = 10
@@ -131,4 +131,5 @@ def document(
         ts=ts,
         node=node,
         bundles=dict(sorted(bundles.items())),
+        envelope_formats=sorted(envelopes.SUPPORTED_VERSIONS),
     )

@@ -6,10 +6,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from controller import delivering, errors, keystore
-from controller.state import Group, State
+from controller.state import Cluster, Group, State
 from tests import brokers, mqtt
 from wire import envelopes, keys, manifests, topics, urls
 
@@ -128,3 +129,61 @@ def test_decide_resends_unacknowledged_deliveries_as_recorded() -> None:
         "app", {"west": plan}, {"west": Group("west", "root/west")}, {"west": pending}
     )
     assert decision.resend == (pending,) and decision.publish == ()
+
+
+# -- envelope formats ---------------------------------------------------------------------
+
+
+def _format_of(payload: bytes) -> int:
+    version: int = msgpack.unpackb(payload)[0]
+    return version
+
+
+@pytest.mark.parametrize(
+    ("formats", "expected"),
+    [
+        ([], 2),  # nobody to hold back: joiners are as new as this build
+        ([None], 1),  # not heard from yet: assumed to read 1 only
+        ([{1, 2}, {1, 2, 3}], 2),
+        ([{1, 2}, {1}], 1),
+        ([{2}], 2),
+    ],
+)
+def test_a_group_gets_the_newest_format_all_its_clusters_read(
+    formats: list[set[int] | None], expected: int
+) -> None:
+    clusters = [
+        Cluster(f"pi-{i}", "west", {}, False, None if f is None else frozenset(f)) for i, f in enumerate(formats)
+    ]
+    assert delivering.envelope_format(clusters) == expected
+
+
+def test_a_revoked_cluster_does_not_hold_its_group_back() -> None:
+    clusters = [
+        Cluster("old", "west", {}, True, frozenset({1})),
+        Cluster("new", "west", {}, False, frozenset({1, 2})),
+    ]
+    assert delivering.envelope_format(clusters) == 2
+
+
+async def test_a_group_is_sent_format_2_once_its_agents_all_read_it(
+    broker_url: urls.BrokerUrl, state: State, key: keys.SigningKey, topic_root: str, tmp_path: Path
+) -> None:
+    state.add_cluster(Cluster("pi-w", "west"))
+    state.add_cluster(Cluster("pi-e", "east"))
+    state.record_envelope_formats({"pi-e": frozenset({1, 2})})
+    bundle = _bundle(tmp_path, "{}\n")
+    assert (await delivering.apply(state, key, broker_url, bundle, T)).generation == 1
+    held = await mqtt.retained(broker_url, f"{topic_root}/+/bundles/app", expect=2)
+    assert _format_of(held[f"{topic_root}/east/bundles/app"]) == 2
+    assert _format_of(held[f"{topic_root}/west/bundles/app"]) == 1  # pi-w has not said
+
+    state.record_envelope_formats({"pi-w": frozenset({1, 2})})
+    report = await delivering.apply(state, key, broker_url, bundle, T)
+    assert report.published == {"west": "manifest generation 2"} and report.unchanged == ("east",)
+    before = _opened(held[f"{topic_root}/west/bundles/app"], key)
+    held = await mqtt.retained(broker_url, f"{topic_root}/west/bundles/app", expect=1)
+    payload = held[f"{topic_root}/west/bundles/app"]
+    west = _opened(payload, key)
+    assert _format_of(payload) == 2 and west.generation == 2
+    assert (west.targets, west.variants) == (before.targets, before.variants)  # the same content

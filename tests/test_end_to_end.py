@@ -7,6 +7,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+import msgpack
+
 from controller import delivering, publishing
 from tests import fleet as fleets
 from tests import mqtt
@@ -153,3 +155,35 @@ async def test_bundle_life_on_three_clusters(
         )
         assert not prod.names("Deployment") and not lab.names("Deployment")
         assert not prod.names("ConfigMap") and not lab.names("ConfigMap")
+
+
+async def test_agents_that_read_format_2_are_sent_it_and_run_it(
+    broker_url: urls.BrokerUrl, topic_root: str, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    devices = {f"prod-{suffix}": {"env": "prod"}, f"lab-{suffix}": {"env": "lab"}}
+    bundle = _copy_example(tmp_path)
+    async with fleets.fleet(broker_url, tmp_path, topic_root, devices) as fleet:
+        prod, lab = fleet.devices.values()
+        for device in fleet.devices.values():
+            fleet.start(device)
+        fleet.start_controller()
+        await fleet.until(
+            lambda: delivering.envelope_formats(fleet.state, [topic_root]) == {topic_root: 2},
+            "the controller to record that both agents read format 2",
+        )
+        await fleet.apply(bundle)
+        topic = fleets.T.bundle(topic_root, "plain-overlays")
+        sealed = (await mqtt.retained(broker_url, topic, expect=1))[topic]
+        assert msgpack.unpackb(sealed)[0] == 2
+        await fleet.until(
+            lambda: _image(prod) == f"{IMAGE}:5.0.2" and _image(lab) == f"{IMAGE}:5.0.1", "apply"
+        )
+        aggregator = fleet.aggregator
+        assert aggregator is not None
+
+        def ready() -> bool:
+            summary = aggregator.summaries()[fleets.T.summary_bundle("plain-overlays")]
+            return summary is not None and (summary["desired"], summary["ready"]) == (2, 2)
+
+        await fleet.until(ready, "the controller to count both clusters ready")

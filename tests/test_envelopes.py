@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tracemalloc
 import zlib
 
@@ -33,17 +34,20 @@ def _body(wire_manifest: object, codec: codecs.Codec = codecs.Codec.ZSTD) -> byt
     return codecs.compress(codec, msgpack.packb(wire_manifest, use_bin_type=True))
 
 
+@pytest.mark.parametrize("version", sorted(envelopes.SUPPORTED_VERSIONS))
 @pytest.mark.parametrize("codec", list(codecs.Codec))
-def test_round_trips_with_each_codec(
-    codec: codecs.Codec, signing_key: keys.SigningKey, trusted: keys.Keyring
+def test_round_trips_with_each_version_and_codec(
+    version: int, codec: codecs.Codec, signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
     manifest = factories.manifest()
-    assert _verify(envelopes.seal(manifest, signing_key, codec=codec), trusted) == manifest
+    assert _verify(envelopes.seal(manifest, signing_key, version=version, codec=codec), trusted) == manifest
 
 
-def test_tombstone_round_trips(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
+@pytest.mark.parametrize("version", sorted(envelopes.SUPPORTED_VERSIONS))
+def test_tombstone_round_trips(version: int, signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
     stone = manifests.tombstone(bundle=BUNDLE, group=GROUP, generation=3, issued_at=5.0)
-    assert _verify(envelopes.seal(stone, signing_key), trusted).kind is manifests.Kind.TOMBSTONE
+    sealed = envelopes.seal(stone, signing_key, version=version)
+    assert _verify(sealed, trusted).kind is manifests.Kind.TOMBSTONE
 
 
 def test_sealing_is_deterministic_for_the_same_manifest(signing_key: keys.SigningKey) -> None:
@@ -51,8 +55,11 @@ def test_sealing_is_deterministic_for_the_same_manifest(signing_key: keys.Signin
     assert envelopes.seal(manifest, signing_key) == envelopes.seal(manifest, signing_key)
 
 
-def test_every_single_byte_change_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
-    data = envelopes.seal(factories.manifest(), signing_key)
+@pytest.mark.parametrize("version", sorted(envelopes.SUPPORTED_VERSIONS))
+def test_every_single_byte_change_is_refused(
+    version: int, signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
+    data = envelopes.seal(factories.manifest(), signing_key, version=version)
     for index in range(len(data)):
         tampered = bytearray(data)
         tampered[index] ^= 0x01
@@ -99,8 +106,8 @@ def test_trailing_garbage_inside_signed_body_is_refused(
 
 def test_unknown_format_version_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
     body = _body(manifests.to_wire(factories.manifest()))
-    with pytest.raises(errors.UnsupportedVersion, match="format version 2"):
-        _verify(_reseal(signing_key, version=2, body=body), trusted)
+    with pytest.raises(errors.UnsupportedVersion, match=r"format version 3; this build reads \[1, 2\]"):
+        _verify(_reseal(signing_key, version=3, body=body), trusted)
 
 
 def test_unknown_codec_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
@@ -109,7 +116,7 @@ def test_unknown_codec_is_refused(signing_key: keys.SigningKey, trusted: keys.Ke
 
 
 def test_non_canonical_encoding_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
-    data = envelopes.seal(factories.manifest(), signing_key)
+    data = envelopes.seal(factories.manifest(), signing_key, version=1)
     _, key_id, codec, body, signature = msgpack.unpackb(data)
     # The same five fields, with the version as a uint8 (0xcc 0x01) instead of a fixint.
     reencoded = b"\x95\xcc\x01" + b"".join(
@@ -146,7 +153,8 @@ def _zlib_zeros(size: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("codec", "bomb", "size"),
-    [("zstd", _zstd_zeros, 4 << 30), ("zlib", _zlib_zeros, 512 << 20)],  # zlib tops out near 1000:1
+    # zlib tops out near 1000:1
+    [("zstd", _zstd_zeros, 4 << 30), ("zstd-k8s1", _zstd_zeros, 4 << 30), ("zlib", _zlib_zeros, 512 << 20)],
 )
 def test_decompression_bomb_is_refused_with_bounded_memory(
     codec: str, bomb: object, size: int, signing_key: keys.SigningKey, trusted: keys.Keyring
@@ -249,3 +257,101 @@ def test_deeply_nested_objects_are_refused(signing_key: keys.SigningKey, trusted
         node = node["x"]  # type: ignore[assignment]
     with pytest.raises(errors.Malformed, match="nested"):
         canonical.normalize(deep)
+
+
+# -- format 2 ---------------------------------------------------------------------------
+
+
+def _two_variants() -> manifests.Manifest:
+    first = manifests.Variant("default", (factories.config_map("web", greeting="hello"),))
+    second = manifests.Variant("default", (factories.config_map("web", greeting="hola"),))
+    targets = (
+        manifests.Target("spain", second.deployment_id, cluster_selector=manifests.ClusterSelector({"c": "es"})),
+        manifests.Target("paused", None, cluster_name="pi-01"),
+        manifests.Target("rest", first.deployment_id, cluster_selector=manifests.ClusterSelector()),
+    )
+    return manifests.Manifest(manifests.Kind.BUNDLE, BUNDLE, GROUP, 2, 1_700_000_000.0, targets, (first, second))
+
+
+def test_format_2_names_variants_by_position_and_carries_no_ids() -> None:
+    manifest = _two_variants()
+    wire = manifests.to_wire(manifest, 2)
+    assert [t.get("variant") for t in wire["targets"]] == [1, None, 0]
+    assert "deployment_id" not in repr(wire)
+    assert "cluster_selector" not in wire["targets"][1] and "cluster_name" not in wire["targets"][2]
+    assert wire["issued_at"] == 1_700_000_000 and isinstance(wire["issued_at"], int)
+    decoded = manifests.from_wire(msgpack.unpackb(canonical.encode(wire)), 2)
+    assert decoded == manifest
+    assert [t.deployment_id for t in decoded.targets] == [t.deployment_id for t in manifest.targets]
+
+
+def test_format_2_envelope_names_its_key_by_a_short_id(
+    signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
+    v1 = msgpack.unpackb(envelopes.seal(factories.manifest(), signing_key, version=1))
+    v2 = msgpack.unpackb(envelopes.seal(factories.manifest(), signing_key, version=2))
+    assert (v1[0], v1[1], v1[2]) == (1, signing_key.key_id, "zstd")
+    assert (v2[0], v2[1], v2[2]) == (2, signing_key.key_id[: keys.SHORT_KEY_ID_BYTES], "zstd-k8s1")
+
+
+def test_format_2_is_smaller_than_format_1(signing_key: keys.SigningKey) -> None:
+    manifest = _two_variants()
+    v1 = envelopes.seal(manifest, signing_key, version=1)
+    v2 = envelopes.seal(manifest, signing_key, version=2)
+    assert len(v2) < len(v1) * 0.7
+
+
+def test_short_key_id_of_an_untrusted_key_is_shown_as_the_start_of_its_fingerprint(
+    signing_key: keys.SigningKey,
+) -> None:
+    stranger = keys.SigningKey.generate()
+    sealed = envelopes.seal(factories.manifest(), stranger, version=2)
+    with pytest.raises(errors.UnknownKey) as refused:
+        _verify(sealed, keys.keyring([signing_key.verify_key]))
+    shown = str(refused.value).split("untrusted key ")[1]
+    assert shown.endswith("…") and stranger.verify_key.fingerprint.startswith(shown[:-1])
+
+
+def test_a_keyring_refuses_two_keys_with_the_same_short_id() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Twin(keys.VerifyKey):
+        claimed: bytes = b""
+
+        @property
+        def key_id(self) -> bytes:
+            return self.claimed
+
+    one, two = keys.SigningKey.generate().verify_key, keys.SigningKey.generate().verify_key
+    twin = Twin(two.public, one.key_id[:8] + b"\x00" * 24)
+    with pytest.raises(errors.BadKey, match="first 8 key id bytes"):
+        keys.keyring([one, twin])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda w: w["targets"][0].update(variant=2), "not one of the manifest's 1 variants"),
+        (lambda w: w["targets"][0].update(variant=-1), "not one of"),
+        (lambda w: w["targets"][0].update(variant=True), "index or nil"),
+        (lambda w: w["targets"][0].update(variant="0"), "index or nil"),
+        (lambda w: w.pop("variants"), "not one of the manifest's 0 variants"),
+        (lambda w: w["variants"][0].pop("namespace"), "namespace"),
+    ],
+)
+def test_malformed_format_2_manifests_are_refused(
+    mutate: object, message: str, signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
+    wire = manifests.to_wire(factories.manifest(), 2)
+    mutate(wire)  # type: ignore[operator]
+    short = signing_key.key_id[: keys.SHORT_KEY_ID_BYTES]
+    body = _body(wire, codecs.Codec.ZSTD_K8S1)
+    with pytest.raises(errors.Malformed, match=message):
+        _verify(_reseal(signing_key, version=2, codec="zstd-k8s1", key_id=short, body=body), trusted)
+
+
+def test_a_format_2_manifest_in_a_format_1_envelope_is_refused(
+    signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
+    body = _body(manifests.to_wire(factories.manifest(), 2))
+    with pytest.raises(errors.Malformed, match=r"lacks 'deployment_id'"):
+        _verify(_reseal(signing_key, version=1, body=body), trusted)

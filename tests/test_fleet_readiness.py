@@ -426,3 +426,31 @@ def test_a_restarted_controller_clears_summaries_of_bundles_gone_meanwhile(tmp_p
     out = aggregator.summaries()
     assert out[space.summary_bundle("deleted-while-down")] is None  # published empty: cleared
     assert out[space.summary()] is not None
+
+
+def test_the_controller_records_which_envelope_formats_each_agent_reads(tmp_path: Path) -> None:
+    from controller import aggregating, keystore
+    from controller.state import Cluster, Group, State
+
+    keystore.init(tmp_path)
+    space = topics.Topics()
+    state = State.open(tmp_path)
+    try:
+        state.add_group(Group("west", "edge/west"))
+        for name in ("new", "old", "quiet"):
+            state.add_cluster(Cluster(name, "west"))
+        aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1), space)
+        aggregator.refresh_registry(state)
+        for name, formats in (("new", [1, 2]), ("old", None)):
+            document = {
+                "cluster": name, "group": "edge/west", "labels": {}, "agent_version": "0.1.0",
+                "session": 1, "seq": 1, "ts": 1.0, "node": {}, "bundles": {},
+            }
+            if formats is not None:
+                document["envelope_formats"] = formats
+            aggregator.handle(space.status("edge/west", name), json.dumps(document).encode())
+        aggregator.refresh_registry(state)  # records what it heard
+        recorded = {c.name: c.envelope_formats for c in state.clusters()}
+        assert recorded == {"new": {1, 2}, "old": {1}, "quiet": None}
+    finally:
+        state.close()

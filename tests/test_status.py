@@ -83,3 +83,16 @@ def test_malformed_status_is_refused(payload: bytes) -> None:
 def test_oversized_status_is_refused_before_parsing() -> None:
     with pytest.raises(errors.TooLarge):
         status.decode_status(b" " * (limits.MAX_STATUS_BYTES + 1))
+
+
+def test_an_agent_that_does_not_list_its_envelope_formats_reads_format_1() -> None:
+    document = status.decode_status(status.encode(_document()))
+    assert status.envelope_formats(document) == {1}
+    listed = status.decode_status(json.dumps({**_document(), "envelope_formats": [1, 2]}).encode())
+    assert status.envelope_formats(listed) == {1, 2}
+
+
+@pytest.mark.parametrize("formats", [[], "1,2", [1, "2"], [True], [0], list(range(1, 18))])
+def test_malformed_envelope_formats_are_refused(formats: object) -> None:
+    with pytest.raises(errors.Malformed, match="envelope_formats"):
+        status.decode_status(json.dumps({**_document(), "envelope_formats": formats}).encode())

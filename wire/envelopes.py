@@ -2,7 +2,7 @@
 
 Byte layout (docs/protocol.md has the full table): a msgpack array
 
-    [format_version: int, key_id: bin 32, codec: str, body: bin, signature: bin 64]
+    [format_version: int, key_id: bin, codec: str, body: bin, signature: bin 64]
 
 where `body` is the compressed canonical msgpack of the manifest and
 `signature` is Ed25519 over
@@ -11,6 +11,12 @@ where `body` is the compressed canonical msgpack of the manifest and
 
 The domain prefix keeps a signature made for anything else (a registration
 reply, a future firmware statement) from ever verifying as an envelope.
+
+Format 1 carries the whole 32-byte key id and the manifest encoding that
+names deployments by id; format 2 carries the key id's first 8 bytes (it only
+picks which trusted key to try: the signature is what authenticates) and the
+encoding that names variants by position (wire.manifests). Agents read both;
+a controller seals 2 only for groups whose agents all say they read it.
 
 `verify` checks in the order of DESIGN.md, cheapest first, and stops at the
 first failure: size cap, parse envelope, format version, known key id,
@@ -28,10 +34,14 @@ import msgpack
 
 from wire import canonical, codecs, errors, keys, limits, manifests
 
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({FORMAT_VERSION})
+SUPPORTED_VERSIONS = frozenset(manifests.VERSIONS)
+LATEST = max(SUPPORTED_VERSIONS)
 DOMAIN = b"edgefleet/envelope\x00"
 _FIELDS = 5
+# Bytes of the key id each format carries.
+_KEY_ID_BYTES = {1: keys.KEY_ID_BYTES, 2: keys.SHORT_KEY_ID_BYTES}
+# What a controller seals each format with, unless told otherwise.
+DEFAULT_CODECS = {1: codecs.Codec.ZSTD, 2: codecs.Codec.ZSTD_K8S1}
 
 
 @dataclass(frozen=True)
@@ -57,13 +67,17 @@ def seal(
     manifest: manifests.Manifest,
     key: keys.SigningKey,
     *,
-    codec: codecs.Codec = codecs.DEFAULT,
+    version: int = LATEST,
+    codec: codecs.Codec | None = None,
 ) -> bytes:
-    """Encode, compress and sign a manifest; return the bytes to publish."""
-    body = codecs.compress(codec, canonical.encode(manifests.to_wire(manifest)))
-    key_id = key.key_id
-    signature = key.sign(signed_bytes(FORMAT_VERSION, key_id, codec.value, body))
-    sealed: bytes = msgpack.packb([FORMAT_VERSION, key_id, codec.value, body, signature], use_bin_type=True)
+    """Encode, compress and sign a manifest in format `version`; return the bytes to publish."""
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"cannot seal format version {version}")
+    codec = DEFAULT_CODECS[version] if codec is None else codec
+    body = codecs.compress(codec, canonical.encode(manifests.to_wire(manifest, version)))
+    key_id = key.key_id[: _KEY_ID_BYTES[version]]
+    signature = key.sign(signed_bytes(version, key_id, codec.value, body))
+    sealed: bytes = msgpack.packb([version, key_id, codec.value, body, signature], use_bin_type=True)
     return sealed
 
 
@@ -81,8 +95,8 @@ def parse(data: bytes, *, caps: limits.Limits = limits.DEFAULT) -> Envelope:
         raise errors.UnsupportedVersion(
             f"envelope format version {version}; this build reads {sorted(SUPPORTED_VERSIONS)}"
         )
-    if not isinstance(key_id, bytes) or len(key_id) != keys.KEY_ID_BYTES:
-        raise errors.Malformed("envelope key id is not 32 bytes")
+    if not isinstance(key_id, bytes) or len(key_id) != _KEY_ID_BYTES[version]:
+        raise errors.Malformed(f"envelope key id is not {_KEY_ID_BYTES[version]} bytes")
     if not isinstance(codec, str):
         raise errors.Malformed("envelope codec is not a string")
     try:
@@ -102,13 +116,13 @@ def parse(data: bytes, *, caps: limits.Limits = limits.DEFAULT) -> Envelope:
 def unseal(data: bytes, *, trusted: keys.Keyring, caps: limits.Limits = limits.DEFAULT) -> manifests.Manifest:
     """Parse, authenticate, inflate and decode: the manifest, or a WireError."""
     envelope = parse(data, caps=caps)
-    key = trusted.get(envelope.key_id)
+    key = keys.find(trusted, envelope.key_id)
     if key is None:
         raise errors.UnknownKey(f"envelope signed by untrusted key {keys.fingerprint_of(envelope.key_id)}")
     if not key.verify(envelope.signature, envelope.signed_bytes()):
         raise errors.BadSignature(f"signature does not verify under {key.fingerprint}")
     body = codecs.decompress(envelope.codec, envelope.body, max_output=caps.max_manifest_bytes)
-    return manifests.from_wire(_unpack_exactly(body))
+    return manifests.from_wire(_unpack_exactly(body), envelope.format_version)
 
 
 def verify(

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from wire import errors
 
 KEY_ID_BYTES = 32
+# Envelopes of format 2 name their key by this prefix of the key id.
+SHORT_KEY_ID_BYTES = 8
 SIGNATURE_BYTES = 64
 
 
@@ -29,7 +31,12 @@ def key_id_of(raw_public: bytes) -> bytes:
 
 
 def fingerprint_of(key_id: bytes) -> str:
-    return "SHA256:" + base64.b64encode(key_id).decode("ascii").rstrip("=")
+    """`SHA256:<base64>`; for a short key id, the start of the fingerprint it matches and "…"."""
+    text = base64.b64encode(key_id).decode("ascii").rstrip("=")
+    if len(key_id) < KEY_ID_BYTES:
+        # Only whole 6-byte groups encode to characters the full fingerprint shares.
+        return "SHA256:" + text[: len(key_id) // 3 * 4] + "…"
+    return "SHA256:" + text
 
 
 @dataclass(frozen=True)
@@ -124,4 +131,22 @@ Keyring = Mapping[bytes, VerifyKey]
 
 
 def keyring(keys: Iterable[VerifyKey]) -> Keyring:
-    return {key.key_id: key for key in keys}
+    """Trusted keys by key id; two keys that share a short key id are refused (BadKey)."""
+    ring = {key.key_id: key for key in keys}
+    prefixes = {key_id[:SHORT_KEY_ID_BYTES] for key_id in ring}
+    if len(prefixes) != len(ring):
+        raise errors.BadKey(
+            f"two trusted keys share their first {SHORT_KEY_ID_BYTES} key id bytes; "
+            "an envelope could not say which one signed it"
+        )
+    return ring
+
+
+def find(trusted: Keyring, key_id: bytes) -> VerifyKey | None:
+    """The trusted key named by a whole key id, or by its short prefix (format 2)."""
+    if len(key_id) == KEY_ID_BYTES:
+        return trusted.get(key_id)
+    for full, key in trusted.items():
+        if full[: len(key_id)] == key_id:
+            return key
+    return None

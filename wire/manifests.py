@@ -10,9 +10,18 @@ run, or is None for Fleet's `doNotDeploy`; a cluster that matches no target
 runs nothing. Each variant is content-addressed: `deployment_id` is the
 canonical digest of its namespace, objects and options, re-checked on receipt.
 
-Within one format version decoders ignore map keys they do not know, so a
-field can be added without breaking agents in the field; anything an older
-agent must not misread needs a new format version (docs/protocol.md).
+Two encodings, one per envelope format version (docs/protocol.md, "Manifest"):
+
+- version 1 writes each variant's `deployment_id` and has targets name the
+  variant by it;
+- version 2 writes no ids: a target names its variant by position, the agent
+  derives every id from the content, `issued_at` is whole seconds, and empty
+  or nil fields are left out. About 100 bytes fewer per manifest, which
+  matters most for the small ones.
+
+Both decode to the same `Manifest`. Within one format version decoders ignore
+map keys they do not know, so a field can be added without breaking agents in
+the field; anything an older agent must not misread needs a new format version.
 """
 
 from __future__ import annotations
@@ -99,8 +108,15 @@ def tombstone(*, bundle: str, group: str, generation: int, issued_at: float) -> 
 
 # -- encoding ---------------------------------------------------------------
 
+VERSIONS = frozenset({1, 2})
 
-def to_wire(manifest: Manifest) -> dict[str, Any]:
+
+def to_wire(manifest: Manifest, version: int = 1) -> dict[str, Any]:
+    """The manifest as the msgpack map of format `version`."""
+    if version == 2:
+        return _to_wire_v2(manifest)
+    if version != 1:
+        raise ValueError(f"no manifest encoding for format version {version}")
     return {
         "kind": manifest.kind.value,
         "bundle": manifest.bundle,
@@ -138,12 +154,83 @@ def _target_to_wire(target: Target) -> dict[str, Any]:
     }
 
 
+def _to_wire_v2(manifest: Manifest) -> dict[str, Any]:
+    index = {v.deployment_id: i for i, v in reversed(list(enumerate(manifest.variants)))}
+    out: dict[str, Any] = {
+        "kind": manifest.kind.value,
+        "bundle": manifest.bundle,
+        "group": manifest.group,
+        "generation": manifest.generation,
+        "issued_at": int(manifest.issued_at),
+    }
+    targets = []
+    for target in manifest.targets:
+        t: dict[str, Any] = {"name": target.name}
+        if target.deployment_id is not None:
+            t["variant"] = index[target.deployment_id]
+        if target.cluster_name is not None:
+            t["cluster_name"] = target.cluster_name
+        if target.cluster_selector is not None:
+            t["cluster_selector"] = _selector_v2(target.cluster_selector)
+        targets.append(t)
+    if targets:
+        out["targets"] = targets
+    variants = []
+    for variant in manifest.variants:
+        v: dict[str, Any] = {"namespace": variant.namespace, "objects": list(variant.objects)}
+        if variant.options:
+            v["options"] = dict(variant.options)
+        variants.append(v)
+    if variants:
+        out["variants"] = variants
+    return out
+
+
+def _selector_v2(selector: ClusterSelector) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if selector.match_labels:
+        out["matchLabels"] = dict(selector.match_labels)
+    if selector.match_expressions:
+        out["matchExpressions"] = [
+            {"key": r.key, "operator": r.operator, **({"values": list(r.values)} if r.values else {})}
+            for r in selector.match_expressions
+        ]
+    return out
+
+
 # -- decoding ---------------------------------------------------------------
 
 
-def from_wire(raw: object) -> Manifest:
-    """Validate a decoded msgpack value and return the manifest it describes."""
+def from_wire(raw: object, version: int = 1) -> Manifest:
+    """Validate a decoded msgpack value of format `version`; return the manifest it describes."""
+    if version == 2:
+        return _from_wire_v2(raw)
     m = _map(raw, "manifest")
+    kind, bundle, group, generation, issued_at = _header(m)
+    variants = tuple(_variant(v, i) for i, v in enumerate(_list(m.get("variants", []), "variants")))
+    targets = tuple(_target(t, i) for i, t in enumerate(_list(m.get("targets", []), "targets")))
+    if kind is Kind.TOMBSTONE and (variants or targets):
+        raise errors.Malformed("a tombstone carries no targets or variants")
+    known = {v.deployment_id for v in variants}
+    for target in targets:
+        if target.deployment_id is not None and target.deployment_id not in known:
+            raise errors.Malformed(
+                f"target {target.name!r} names deployment {target.deployment_id[:12]} that the manifest lacks"
+            )
+    return Manifest(kind, bundle, group, generation, issued_at, targets, variants)
+
+
+def _from_wire_v2(raw: object) -> Manifest:
+    m = _map(raw, "manifest")
+    kind, bundle, group, generation, issued_at = _header(m)
+    variants = tuple(_variant_v2(v, i) for i, v in enumerate(_list(m.get("variants", []), "variants")))
+    targets = tuple(_target(t, i, variants) for i, t in enumerate(_list(m.get("targets", []), "targets")))
+    if kind is Kind.TOMBSTONE and (variants or targets):
+        raise errors.Malformed("a tombstone carries no targets or variants")
+    return Manifest(kind, bundle, group, generation, issued_at, targets, variants)
+
+
+def _header(m: Mapping[str, Any]) -> tuple[Kind, str, str, int, float]:
     kind_value = _get(m, "kind", str, "manifest")
     try:
         kind = Kind(kind_value)
@@ -155,17 +242,17 @@ def from_wire(raw: object) -> Manifest:
     if generation < 1:
         raise errors.Malformed(f"manifest generation {generation} is not positive")
     issued_at = _get(m, "issued_at", (int, float), "manifest")
-    variants = tuple(_variant(v, i) for i, v in enumerate(_list(m.get("variants", []), "variants")))
-    targets = tuple(_target(t, i) for i, t in enumerate(_list(m.get("targets", []), "targets")))
-    if kind is Kind.TOMBSTONE and (variants or targets):
-        raise errors.Malformed("a tombstone carries no targets or variants")
-    known = {v.deployment_id for v in variants}
-    for target in targets:
-        if target.deployment_id is not None and target.deployment_id not in known:
-            raise errors.Malformed(
-                f"target {target.name!r} names deployment {target.deployment_id[:12]} that the manifest lacks"
-            )
-    return Manifest(kind, bundle, group, generation, float(issued_at), targets, variants)
+    return kind, bundle, group, generation, float(issued_at)
+
+
+def _variant_v2(raw: object, index: int) -> Variant:
+    where = f"variants[{index}]"
+    v = _map(raw, where)
+    objects = tuple(
+        _object(o, f"{where}.objects[{i}]") for i, o in enumerate(_list(v.get("objects"), f"{where}.objects"))
+    )
+    options = _map(v.get("options", {}), f"{where}.options")
+    return Variant(_get(v, "namespace", str, where), objects, canonical.normalize(options))
 
 
 def _variant(raw: object, index: int) -> Variant:
@@ -194,12 +281,16 @@ def _object(raw: object, where: str) -> Mapping[str, Any]:
     return normalized
 
 
-def _target(raw: object, index: int) -> Target:
+def _target(raw: object, index: int, variants: tuple[Variant, ...] | None = None) -> Target:
+    """A target of format 1 (`variants` None: it names its deployment id) or 2 (a variant index)."""
     where = f"targets[{index}]"
     t = _map(raw, where)
-    deployment_id = t.get("deployment_id")
-    if deployment_id is not None and not isinstance(deployment_id, str):
-        raise errors.Malformed(f"{where}.deployment_id must be a string or nil")
+    if variants is None:
+        deployment_id = t.get("deployment_id")
+        if deployment_id is not None and not isinstance(deployment_id, str):
+            raise errors.Malformed(f"{where}.deployment_id must be a string or nil")
+    else:
+        deployment_id = _variant_index(t.get("variant"), variants, where)
     cluster_name = t.get("cluster_name")
     if cluster_name is not None:
         if not isinstance(cluster_name, str):
@@ -212,6 +303,16 @@ def _target(raw: object, index: int) -> Target:
         cluster_name=cluster_name,
         cluster_selector=None if selector is None else _selector(selector, f"{where}.cluster_selector"),
     )
+
+
+def _variant_index(raw: object, variants: tuple[Variant, ...], where: str) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise errors.Malformed(f"{where}.variant must be an index or nil")
+    if not 0 <= raw < len(variants):
+        raise errors.Malformed(f"{where}.variant {raw} is not one of the manifest's {len(variants)} variants")
+    return variants[raw].deployment_id
 
 
 def _selector(raw: object, where: str) -> ClusterSelector:

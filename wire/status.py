@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from wire import errors, limits
 
@@ -76,6 +76,12 @@ class StatusDocument(TypedDict):
     ts: float
     node: NodeFacts
     bundles: dict[str, BundleStatus]
+    # Envelope format versions the agent reads; absent from agents that read only 1.
+    envelope_formats: NotRequired[list[int]]
+
+
+# At most this many format versions in a status (a real agent lists two or three).
+MAX_FORMATS = 16
 
 
 class Presence(TypedDict):
@@ -146,8 +152,20 @@ def decode_status(payload: bytes) -> StatusDocument:
         if state not in _STATE_NAMES:
             raise errors.Malformed(f"{where}.state {state[:40]!r} is not a bundle state")
         _require(bundle, "generation", int, where)
+    formats = doc.get("envelope_formats", [1])
+    if (
+        not isinstance(formats, list)
+        or not 0 < len(formats) <= MAX_FORMATS
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**16 for v in formats)
+    ):
+        raise errors.Malformed(f"status.envelope_formats must list 1 to {MAX_FORMATS} format versions")
     document: StatusDocument = doc  # type: ignore[assignment]  # validated above
     return document
+
+
+def envelope_formats(document: StatusDocument) -> frozenset[int]:
+    """The envelope format versions a (decoded) status says its agent reads."""
+    return frozenset(document.get("envelope_formats", (1,)))
 
 
 _STATE_NAMES = frozenset(state.value for state in State)
