@@ -14,9 +14,10 @@ KEY = keys.SigningKey.generate()
 TRUSTED = keys.keyring([KEY.verify_key])
 MANIFEST = factories.manifest()
 SEALED = envelopes.seal(MANIFEST, KEY)
+SEALED_V1 = envelopes.seal(MANIFEST, KEY, version=1)
 STONE = manifests.tombstone(bundle="web", group="edge/us-west", generation=2, issued_at=1.0)
 SEALED_STONE = envelopes.seal(STONE, KEY)
-SIGNED = {SEALED: MANIFEST, SEALED_STONE: STONE}
+SIGNED = {SEALED: MANIFEST, SEALED_V1: MANIFEST, SEALED_STONE: STONE}
 
 
 def _decode(data: bytes) -> manifests.Manifest | None:
@@ -40,7 +41,7 @@ def test_random_bytes_raise_only_wire_errors(data: bytes) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(
-    source=st.sampled_from([SEALED, SEALED_STONE]),
+    source=st.sampled_from([SEALED, SEALED_V1, SEALED_STONE]),
     edits=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1, max_size=8),
     cut=st.one_of(st.none(), st.integers(min_value=0)),
     tail=st.binary(max_size=16),
