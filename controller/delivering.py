@@ -119,6 +119,7 @@ class Report:
     bundle: str
     generation: int | None = None
     published: dict[str, str] = field(default_factory=dict)  # group -> "manifest N" / "tombstone N"
+    sealed: dict[str, tuple[int, int]] = field(default_factory=dict)  # group -> (envelope format, bytes)
     failed: dict[str, str] = field(default_factory=dict)
     unchanged: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -171,6 +172,7 @@ async def _send(
                     continue
                 state.acknowledge(delivery.bundle, delivery.group, delivery.generation)
                 report.published[delivery.group] = f"{delivery.kind.value} generation {delivery.generation}"
+                report.sealed[delivery.group] = (envelopes.format_of(payload), len(payload))
     except errors.PublishError as exc:
         # The connection itself failed: whatever was not acknowledged stays pending for a retry.
         for delivery, _, _ in outgoing:

@@ -204,7 +204,8 @@ def _print_report(report: delivering.Report) -> None:
         print(f"{report.bundle}: unchanged, nothing published")
         return
     for group, what in sorted(report.published.items()):
-        print(f"{report.bundle}: {group}: published {what}")
+        version, size = report.sealed[group]
+        print(f"{report.bundle}: {group}: published {what} (envelope format {version}, {size:,} bytes)")
     for group in report.unchanged:
         print(f"{report.bundle}: {group}: unchanged")
     for group, why in sorted(report.failed.items()):

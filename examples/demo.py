@@ -71,6 +71,19 @@ async def _converged(url: object, space: topics.Topics, deadline: float) -> stat
         await asyncio.sleep(0.25)
 
 
+async def _formats_heard(state: State, deadline: float, out: Callable[[str], None]) -> None:
+    """Wait until the controller has recorded that every agent reads the newest envelope
+    format, so apply seals the smaller one; after the deadline, apply seals what they read."""
+    formats: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        formats = delivering.envelope_formats(state, GROUPS)
+        if all(version == envelopes.LATEST for version in formats.values()):
+            break
+        await asyncio.sleep(0.1)
+    lowest = min(formats.values(), default=envelopes.LATEST)
+    out(f"every agent reported; bundles go out in envelope format {lowest} (docs/protocol.md)")
+
+
 async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
     key = keystore.init(state_dir)
     state = State.open(state_dir)
@@ -106,10 +119,14 @@ async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
             out(f"{banner} joined in {took:.1f}s (real join and agent code, in-memory clusters)")
             fleet = asyncio.ensure_future(simulation.run(simulated))
             try:
+                await _formats_heard(state, started + CONVERGE_TIMEOUT, out)
                 for bundle in BUNDLES:
                     report = await delivering.apply(state, key, url, EXAMPLES / bundle, space)
-                    groups = ", ".join(sorted(report.published)) or "no group"
-                    out(f"applied {bundle}: generation {report.generation} to {groups}")
+                    groups = ", ".join(
+                        f"{group} ({report.sealed[group][1]:,} B, format {report.sealed[group][0]})"
+                        for group in sorted(report.published)
+                    )
+                    out(f"applied {bundle}: generation {report.generation} to {groups or 'no group'}")
                 started = time.monotonic()
                 try:
                     snapshot = await _converged(url, space, started + CONVERGE_TIMEOUT)

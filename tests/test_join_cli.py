@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,6 +115,10 @@ def test_token_join_run_apply_and_revoke_with_the_command_lines(
                 state_dir=state_dir,
             )
             assert applied.returncode == 0, applied.stderr
+            # Format 1 or 2, by whether the controller has heard the agent's first status yet.
+            assert re.search(
+                r"published manifest generation 1 \(envelope format [12], [\d,]+ bytes\)", applied.stdout
+            ), applied.stdout
             waiting.until(
                 lambda: cluster.get_object("apps/v1", "Deployment", "hello", "hello-web") is not None,
                 timeout=30,
