@@ -543,7 +543,7 @@ def publish_child(state_dir: Path, host: str, port: int, shape: Shape) -> None:
     key = keystore.load(state_dir)
     space = topics.Topics()
     messages = [
-        (space.bundle(root, m.bundle), envelopes.seal(m, key))
+        (space.bundle(root, m.bundle), envelopes.seal(m, key, version=2))
         for root in ROOTS
         for m in held(root, shape.bundles)
     ]

@@ -85,23 +85,33 @@ class Aggregator:
     _groups: dict[str, str] = field(default_factory=dict)  # name -> topic root
     _trusted: keys.Keyring = field(default_factory=dict)
     registrar: registering.Registrar | None = None
-    # Envelope formats, per cluster name, as the registry has them, kept only where they are
-    # not what this build reads (None: never heard); and what statuses said since, to record.
-    _formats_known: dict[str, frozenset[int] | None] = field(default_factory=dict)
-    _formats_heard: dict[str, frozenset[int]] = field(default_factory=dict)
+    # Envelope formats, per registered (topic root, cluster), as the registry has them, kept
+    # only where they are not what this build reads (None: never heard); and what accepted
+    # statuses said since, to record at the next registry refresh.
+    _formats_known: dict[tuple[str, str], frozenset[int] | None] = field(default_factory=dict)
+    _formats_heard: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
 
     # -- inputs ----------------------------------------------------------------------------
 
     def refresh_registry(self, state: State) -> set[str]:
         """Record what agents said they read, re-read groups and clusters; return new topic roots."""
         if self._formats_heard:
-            state.record_envelope_formats(self._formats_heard)
+            names = {root: name for name, root in self._groups.items()}
+            state.record_envelope_formats(
+                {
+                    (names[root], cluster): formats
+                    for (root, cluster), formats in self._formats_heard.items()
+                    if root in names  # a group deleted meanwhile has nothing to record
+                }
+            )
             self._formats_heard = {}
         groups = {g.name: g.topic_root for g in state.groups()}
         roots = set(groups.values())
         known = [c for c in state.clusters() if c.group in groups]
         self._formats_known = {
-            c.name: c.envelope_formats for c in known if c.envelope_formats != _READ_HERE and not c.revoked
+            (groups[c.group], c.name): c.envelope_formats
+            for c in known
+            if c.envelope_formats != _READ_HERE and not c.revoked
         }
         clusters = [(groups[c.group], c.name, c.labels) for c in known if not c.revoked]
         revoked = {(groups[c.group], c.name) for c in known if c.revoked}
@@ -134,7 +144,8 @@ class Aggregator:
             elif address.kind is topics.Kind.STATUS:
                 document = status.decode_status(payload)
                 changed = self.table.status(address.group, address.name, document, now)
-                self._note_formats(address.name, document)
+                if changed:
+                    self._note_formats(address.group, address.name, document)
             elif address.kind is topics.Kind.PRESENCE:
                 changed = self.table.presence(
                     address.group, address.name, status.decode_presence(payload), now
@@ -152,17 +163,23 @@ class Aggregator:
         if changed:
             self._changed.set()
 
-    def _note_formats(self, cluster: str, document: status.StatusDocument) -> None:
+    def _note_formats(self, root: str, cluster: str, document: status.StatusDocument) -> None:
         """Queue a change of the envelope formats a cluster reads for the registry
-        (`edgefleet apply` seals each group in the newest format all its clusters read)."""
+        (`edgefleet apply` seals each group in the newest format all its clusters read).
+
+        Only for a status the table accepted. A cluster the table does not know as
+        registered yet (it joined since the last refresh) is always queued: what the
+        registry holds for it is unknown here, and its first status must not be lost."""
+        key = (root, cluster)
         formats = status.envelope_formats(document)
-        if formats == self._formats_known.get(cluster, _READ_HERE):
+        seen = self.table.clusters.get(key)
+        if seen is not None and seen.registered and formats == self._formats_known.get(key, _READ_HERE):
             return
-        self._formats_heard[cluster] = formats
+        self._formats_heard[key] = formats
         if formats == _READ_HERE:
-            self._formats_known.pop(cluster, None)
+            self._formats_known.pop(key, None)
         else:
-            self._formats_known[cluster] = formats
+            self._formats_known[key] = formats
 
     # -- outputs -----------------------------------------------------------------------------
 

@@ -324,12 +324,13 @@ class State:
             for name, group, labels, revoked, formats in rows
         ]
 
-    def record_envelope_formats(self, formats: Mapping[str, frozenset[int]]) -> None:
-        """Remember, per cluster name, which envelope formats its agent reads (one transaction)."""
+    def record_envelope_formats(self, formats: Mapping[tuple[str, str], frozenset[int]]) -> None:
+        """Remember, per (group, cluster), which envelope formats its agent reads (one
+        transaction). A cluster not in that group, or not registered at all, is left alone."""
         with self._transaction() as db:
             db.executemany(
-                "UPDATE clusters SET envelope_formats = ? WHERE name = ?",
-                [(json.dumps(sorted(versions)), name) for name, versions in formats.items()],
+                "UPDATE clusters SET envelope_formats = ? WHERE name = ? AND group_name = ?",
+                [(json.dumps(sorted(versions)), name, group) for (group, name), versions in formats.items()],
             )
 
     # -- bundles and deliveries -------------------------------------------------

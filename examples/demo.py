@@ -74,14 +74,14 @@ async def _converged(url: object, space: topics.Topics, deadline: float) -> stat
 async def _formats_heard(state: State, deadline: float, out: Callable[[str], None]) -> None:
     """Wait until the controller has recorded that every agent reads the newest envelope
     format, so apply seals the smaller one; after the deadline, apply seals what they read."""
-    formats: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        formats = delivering.envelope_formats(state, GROUPS)
-        if all(version == envelopes.LATEST for version in formats.values()):
-            break
+    formats = delivering.envelope_formats(state, GROUPS)
+    while any(version != envelopes.LATEST for version in formats.values()):
+        if time.monotonic() > deadline:
+            out(f"not every agent reported in time; envelope formats by group: {formats}")
+            return
         await asyncio.sleep(0.1)
-    lowest = min(formats.values(), default=envelopes.LATEST)
-    out(f"every agent reported; bundles go out in envelope format {lowest} (docs/protocol.md)")
+        formats = delivering.envelope_formats(state, GROUPS)
+    out(f"every agent reported; bundles go out in envelope format {envelopes.LATEST} (docs/protocol.md)")
 
 
 async def run(state_dir: Path, out: Callable[[str], None] = print) -> int:
@@ -186,7 +186,7 @@ async def _forgery(
     forged = manifests.Manifest(manifests.Kind.BUNDLE, "forged", group, 1, time.time(), (target,), (variant,))
     refused = agent.refused
     await publishing.publish_retained(
-        url, [(space.bundle(group, "forged"), envelopes.seal(forged, keys.SigningKey.generate()))]
+        url, [(space.bundle(group, "forged"), envelopes.seal(forged, keys.SigningKey.generate(), version=2))]
     )  # type: ignore[arg-type]
     deadline = time.monotonic() + 10
     while agent.refused == refused and time.monotonic() < deadline:

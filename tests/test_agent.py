@@ -34,12 +34,14 @@ def _sealed(generation: int, *objects: dict[str, Any], bundle: str = "app", **op
     manifest = manifests.Manifest(
         manifests.Kind.BUNDLE, bundle, GROUP, generation, 1.0, (target,), (variant,)
     )
-    return envelopes.seal(manifest, KEY)
+    return envelopes.seal(manifest, KEY, version=2)
 
 
 def _tombstone(generation: int, bundle: str = "app") -> bytes:
     return envelopes.seal(
-        manifests.tombstone(bundle=bundle, group=GROUP, generation=generation, issued_at=1.0), KEY
+        manifests.tombstone(bundle=bundle, group=GROUP, generation=generation, issued_at=1.0),
+        KEY,
+        version=2,
     )
 
 
@@ -182,5 +184,5 @@ async def test_a_valid_manifest_on_another_groups_topic_is_refused(
     variant = manifests.Variant("shop", (_config_map("x"),))
     target = manifests.Target("all", variant.deployment_id, cluster_selector=manifests.ClusterSelector())
     other = manifests.Manifest(manifests.Kind.BUNDLE, "app", "edge/elsewhere", 1, 1.0, (target,), (variant,))
-    result = agent.receive(T.bundle("edge/elsewhere", "app"), envelopes.seal(other, KEY))
+    result = agent.receive(T.bundle("edge/elsewhere", "app"), envelopes.seal(other, KEY, version=2))
     assert agent.refused == 1 and "belongs to group edge/elsewhere" in str(getattr(result, "error", ""))

@@ -29,7 +29,7 @@ async def test_retained_envelope_reaches_late_subscriber_and_verifies(
     broker_url: urls.BrokerUrl, topic_root: str, signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
     manifest = factories.manifest(group=topic_root, bundle="web")
-    sealed = envelopes.seal(manifest, signing_key)
+    sealed = envelopes.seal(manifest, signing_key, version=2)
     await publishing.publish_retained(broker_url, [(T.bundle(topic_root, "web"), sealed)])
 
     [received] = await _first(broker_url, topic_root, trusted)
@@ -43,8 +43,8 @@ async def test_forged_and_misrouted_envelopes_are_refused_by_the_subscriber(
     broker_url: urls.BrokerUrl, topic_root: str, signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
     forger = keys.SigningKey.generate()
-    forged = envelopes.seal(factories.manifest(group=topic_root, bundle="forged"), forger)
-    misrouted = envelopes.seal(factories.manifest(group=topic_root, bundle="db"), signing_key)
+    forged = envelopes.seal(factories.manifest(group=topic_root, bundle="forged"), forger, version=2)
+    misrouted = envelopes.seal(factories.manifest(group=topic_root, bundle="db"), signing_key, version=2)
     await publishing.publish_retained(
         broker_url, [(T.bundle(topic_root, "forged"), forged), (T.bundle(topic_root, "web"), misrouted)]
     )
@@ -86,7 +86,7 @@ async def test_clients_get_only_the_retained_messages_they_subscribed_to(
 async def test_many_clients_connecting_at_once_all_get_their_retained_message(
     broker_url: urls.BrokerUrl, topic_root: str, signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
-    sealed = envelopes.seal(factories.manifest(group=topic_root, bundle="web"), signing_key)
+    sealed = envelopes.seal(factories.manifest(group=topic_root, bundle="web"), signing_key, version=2)
     await publishing.publish_retained(broker_url, [(T.bundle(topic_root, "web"), sealed)])
     results = await asyncio.gather(*(_first(broker_url, topic_root, trusted) for _ in range(12)))
     assert all(isinstance(item, receiving.Accepted) for [item] in results)

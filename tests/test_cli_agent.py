@@ -12,7 +12,7 @@ from wire import envelopes, keys
 @pytest.fixture
 def files(tmp_path: Path, signing_key: keys.SigningKey) -> tuple[Path, Path]:
     message = tmp_path / "web.bin"
-    message.write_bytes(envelopes.seal(factories.manifest(), signing_key))
+    message.write_bytes(envelopes.seal(factories.manifest(), signing_key, version=2))
     public = tmp_path / "signing-key.pub.pem"
     public.write_bytes(signing_key.verify_key.to_pem())
     return message, public

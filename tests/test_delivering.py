@@ -9,10 +9,10 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from controller import delivering, errors, keystore
+from controller import bundles, delivering, errors, keystore, targeting
 from controller.state import Cluster, Group, State
 from tests import brokers, mqtt
-from wire import envelopes, keys, manifests, topics, urls
+from wire import canonical, envelopes, keys, manifests, topics, urls
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 T = topics.Topics()
@@ -153,7 +153,8 @@ def test_a_group_gets_the_newest_format_all_its_clusters_read(
     formats: list[set[int] | None], expected: int
 ) -> None:
     clusters = [
-        Cluster(f"pi-{i}", "west", {}, False, None if f is None else frozenset(f)) for i, f in enumerate(formats)
+        Cluster(f"pi-{i}", "west", {}, False, None if f is None else frozenset(f))
+        for i, f in enumerate(formats)
     ]
     assert delivering.envelope_format(clusters) == expected
 
@@ -171,14 +172,14 @@ async def test_a_group_is_sent_format_2_once_its_agents_all_read_it(
 ) -> None:
     state.add_cluster(Cluster("pi-w", "west"))
     state.add_cluster(Cluster("pi-e", "east"))
-    state.record_envelope_formats({"pi-e": frozenset({1, 2})})
+    state.record_envelope_formats({("east", "pi-e"): frozenset({1, 2})})
     bundle = _bundle(tmp_path, "{}\n")
     assert (await delivering.apply(state, key, broker_url, bundle, T)).generation == 1
     held = await mqtt.retained(broker_url, f"{topic_root}/+/bundles/app", expect=2)
     assert _format_of(held[f"{topic_root}/east/bundles/app"]) == 2
     assert _format_of(held[f"{topic_root}/west/bundles/app"]) == 1  # pi-w has not said
 
-    state.record_envelope_formats({"pi-w": frozenset({1, 2})})
+    state.record_envelope_formats({("west", "pi-w"): frozenset({1, 2})})
     report = await delivering.apply(state, key, broker_url, bundle, T)
     assert report.published == {"west": "manifest generation 2"} and report.unchanged == ("east",)
     before = _opened(held[f"{topic_root}/west/bundles/app"], key)
@@ -187,3 +188,15 @@ async def test_a_group_is_sent_format_2_once_its_agents_all_read_it(
     west = _opened(payload, key)
     assert _format_of(payload) == 2 and west.generation == 2
     assert (west.targets, west.variants) == (before.targets, before.variants)  # the same content
+
+
+def test_format_1_digests_are_what_they_were_before_formats_could_differ(tmp_path: Path) -> None:
+    """An upgraded controller must not see every format 1 delivery as changed and republish it."""
+    with bundles.open_bundle(_bundle(tmp_path, "{}\n")) as bundle:
+        plan = bundle.plan(targeting.Group("west", {}))
+    wire = manifests.to_wire(plan.manifest("x", generation=1, issued_at=0.0))
+    before = canonical.digest(
+        {"targets": wire["targets"], "variants": [v.deployment_id for v in plan.variants]}
+    )
+    assert delivering.content_digest(plan, 1) == before
+    assert delivering.content_digest(plan, 2) != before

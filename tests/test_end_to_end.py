@@ -135,7 +135,7 @@ async def test_bundle_life_on_three_clusters(
         rogue = manifests.Manifest(manifests.Kind.BUNDLE, "plain-overlays", topic_root, 99, 1.0)
         refused = restarted.refused
         await publishing.publish_retained(
-            broker_url, [(topic, envelopes.seal(rogue, keys.SigningKey.generate()))]
+            broker_url, [(topic, envelopes.seal(rogue, keys.SigningKey.generate(), version=2))]
         )
         await fleet.until(lambda: restarted.refused == refused + 1, "the forgery to be refused")
         await publishing.publish_retained(broker_url, [(topic, generation_one)])

@@ -13,10 +13,10 @@ from wire import envelopes, errors, keys, manifests
 KEY = keys.SigningKey.generate()
 TRUSTED = keys.keyring([KEY.verify_key])
 MANIFEST = factories.manifest()
-SEALED = envelopes.seal(MANIFEST, KEY)
+SEALED = envelopes.seal(MANIFEST, KEY, version=2)
 SEALED_V1 = envelopes.seal(MANIFEST, KEY, version=1)
 STONE = manifests.tombstone(bundle="web", group="edge/us-west", generation=2, issued_at=1.0)
-SEALED_STONE = envelopes.seal(STONE, KEY)
+SEALED_STONE = envelopes.seal(STONE, KEY, version=2)
 SIGNED = {SEALED: MANIFEST, SEALED_V1: MANIFEST, SEALED_STONE: STONE}
 
 

@@ -52,7 +52,9 @@ def test_tombstone_round_trips(version: int, signing_key: keys.SigningKey, trust
 
 def test_sealing_is_deterministic_for_the_same_manifest(signing_key: keys.SigningKey) -> None:
     manifest = factories.manifest()
-    assert envelopes.seal(manifest, signing_key) == envelopes.seal(manifest, signing_key)
+    assert envelopes.seal(manifest, signing_key, version=2) == envelopes.seal(
+        manifest, signing_key, version=2
+    )
 
 
 @pytest.mark.parametrize("version", sorted(envelopes.SUPPORTED_VERSIONS))
@@ -70,7 +72,7 @@ def test_every_single_byte_change_is_refused(
 def test_unknown_key_is_refused(signing_key: keys.SigningKey) -> None:
     other = keys.keyring([keys.SigningKey.generate().verify_key])
     with pytest.raises(errors.UnknownKey, match="untrusted key SHA256:"):
-        _verify(envelopes.seal(factories.manifest(), signing_key), other)
+        _verify(envelopes.seal(factories.manifest(), signing_key, version=2), other)
 
 
 def test_signature_by_wrong_key_under_trusted_key_id_is_refused(
@@ -84,14 +86,14 @@ def test_signature_by_wrong_key_under_trusted_key_id_is_refused(
 
 
 def test_truncation_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
-    data = envelopes.seal(factories.manifest(), signing_key)
+    data = envelopes.seal(factories.manifest(), signing_key, version=2)
     for cut in (0, 1, len(data) // 2, len(data) - 1):
         with pytest.raises(errors.Truncated):
             _verify(data[:cut], trusted)
 
 
 def test_trailing_garbage_is_refused(signing_key: keys.SigningKey, trusted: keys.Keyring) -> None:
-    data = envelopes.seal(factories.manifest(), signing_key)
+    data = envelopes.seal(factories.manifest(), signing_key, version=2)
     with pytest.raises(errors.TrailingData):
         _verify(data + b"\x00", trusted)
 
@@ -129,7 +131,7 @@ def test_non_canonical_encoding_is_refused(signing_key: keys.SigningKey, trusted
 def test_oversized_envelope_is_refused_before_parsing(
     signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
-    data = envelopes.seal(factories.manifest(), signing_key)
+    data = envelopes.seal(factories.manifest(), signing_key, version=2)
     with pytest.raises(errors.TooLarge):
         _verify(data, trusted, caps=limits.Limits(max_envelope_bytes=len(data) - 1))
     with pytest.raises(errors.TooLarge):
@@ -174,6 +176,21 @@ def test_decompression_bomb_is_refused_with_bounded_memory(
     assert peak < 3 * caps.max_manifest_bytes
 
 
+@pytest.mark.parametrize(("version", "codec"), [(1, "zstd"), (2, "zstd-k8s1")])
+def test_nothing_is_inflated_before_the_signature_checks_out(
+    version: int, codec: str, signing_key: keys.SigningKey, trusted: keys.Keyring
+) -> None:
+    bomb = _zstd_zeros(1 << 30)  # would be DecompressionBomb if it were inflated
+    short = keys.KEY_ID_BYTES if version == 1 else keys.SHORT_KEY_ID_BYTES
+    stranger = keys.SigningKey.generate()
+    unknown = _reseal(stranger, version=version, codec=codec, body=bomb, key_id=stranger.key_id[:short])
+    with pytest.raises(errors.UnknownKey):
+        _verify(unknown, trusted)
+    impostor = _reseal(stranger, version=version, codec=codec, body=bomb, key_id=signing_key.key_id[:short])
+    with pytest.raises(errors.BadSignature):
+        _verify(impostor, trusted)
+
+
 def test_zstd_frame_without_declared_size_is_refused(
     signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
@@ -187,10 +204,10 @@ def test_zstd_frame_without_declared_size_is_refused(
 def test_manifest_for_another_group_or_bundle_is_refused(
     signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
-    elsewhere = envelopes.seal(factories.manifest(group="edge/eu-central"), signing_key)
+    elsewhere = envelopes.seal(factories.manifest(group="edge/eu-central"), signing_key, version=2)
     with pytest.raises(errors.WrongBinding, match="edge/eu-central"):
         _verify(elsewhere, trusted)
-    other_bundle = envelopes.seal(factories.manifest(bundle="db"), signing_key)
+    other_bundle = envelopes.seal(factories.manifest(bundle="db"), signing_key, version=2)
     with pytest.raises(errors.WrongBinding):
         _verify(other_bundle, trusted)
 
@@ -198,7 +215,7 @@ def test_manifest_for_another_group_or_bundle_is_refused(
 def test_older_generation_is_refused_and_same_generation_accepted(
     signing_key: keys.SigningKey, trusted: keys.Keyring
 ) -> None:
-    data = envelopes.seal(factories.manifest(generation=4), signing_key)
+    data = envelopes.seal(factories.manifest(generation=4), signing_key, version=2)
     with pytest.raises(errors.Replayed, match="older than applied generation 5"):
         _verify(data, trusted, applied_generation=5)
     assert _verify(data, trusted, applied_generation=4).generation == 4
@@ -266,11 +283,15 @@ def _two_variants() -> manifests.Manifest:
     first = manifests.Variant("default", (factories.config_map("web", greeting="hello"),))
     second = manifests.Variant("default", (factories.config_map("web", greeting="hola"),))
     targets = (
-        manifests.Target("spain", second.deployment_id, cluster_selector=manifests.ClusterSelector({"c": "es"})),
+        manifests.Target(
+            "spain", second.deployment_id, cluster_selector=manifests.ClusterSelector({"c": "es"})
+        ),
         manifests.Target("paused", None, cluster_name="pi-01"),
         manifests.Target("rest", first.deployment_id, cluster_selector=manifests.ClusterSelector()),
     )
-    return manifests.Manifest(manifests.Kind.BUNDLE, BUNDLE, GROUP, 2, 1_700_000_000.0, targets, (first, second))
+    return manifests.Manifest(
+        manifests.Kind.BUNDLE, BUNDLE, GROUP, 2, 1_700_000_000.0, targets, (first, second)
+    )
 
 
 def test_format_2_names_variants_by_position_and_carries_no_ids() -> None:

@@ -52,7 +52,7 @@ def test_example_bundle_renders_and_round_trips(
         plan = bundle.plan(WEST)
     manifest = plan.manifest(bundle.name, generation=1, issued_at=1.0)
     opened = envelopes.verify(
-        envelopes.seal(manifest, signing_key), trusted=trusted, group=WEST.name, bundle=bundle.name
+        envelopes.seal(manifest, signing_key, version=2), trusted=trusted, group=WEST.name, bundle=bundle.name
     )
     assert opened == manifest
     assert _names(example, group=WEST, **LABELS.get(example, {})) == EXPECTED[example]

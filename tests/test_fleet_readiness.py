@@ -10,13 +10,17 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
 import paho.mqtt.client as paho
+import pytest
 from kubernetes import client as k8s
 
+from controller import aggregating, keystore
 from controller import cli as controller_cli
+from controller.state import Cluster, Group, State
 from tests import fleet as fleets
 from tests import mqtt
 from tests.fakekube import FakeCluster
@@ -418,8 +422,6 @@ def test_group_summaries_count_each_bundle_apart() -> None:
 
 
 def test_a_restarted_controller_clears_summaries_of_bundles_gone_meanwhile(tmp_path: Path) -> None:
-    from controller import aggregating
-
     space = topics.Topics()
     aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1), space)
     aggregator.handle(space.summary_bundle("deleted-while-down"), b'{"bundle": "deleted-while-down"}')
@@ -428,29 +430,88 @@ def test_a_restarted_controller_clears_summaries_of_bundles_gone_meanwhile(tmp_p
     assert out[space.summary()] is not None
 
 
-def test_the_controller_records_which_envelope_formats_each_agent_reads(tmp_path: Path) -> None:
-    from controller import aggregating, keystore
-    from controller.state import Cluster, Group, State
+# -- which envelope formats each agent reads ------------------------------------------------
 
+
+def _status_of(name: str, root: str = "edge/west", formats: list[int] | None = None, seq: int = 1) -> bytes:
+    document: dict[str, object] = {
+        "cluster": name,
+        "group": root,
+        "labels": {},
+        "agent_version": "0.1.0",
+        "session": 1,
+        "seq": seq,
+        "ts": 1.0,
+        "node": {},
+        "bundles": {},
+    }
+    if formats is not None:
+        document["envelope_formats"] = formats
+    return json.dumps(document).encode()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[tuple[State, aggregating.Aggregator]]:
     keystore.init(tmp_path)
-    space = topics.Topics()
     state = State.open(tmp_path)
-    try:
-        state.add_group(Group("west", "edge/west"))
-        for name in ("new", "old", "quiet"):
-            state.add_cluster(Cluster(name, "west"))
-        aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1), space)
+    state.add_group(Group("west", "edge/west"))
+    state.add_group(Group("east", "edge/east"))
+    for name in ("new", "old", "quiet"):
+        state.add_cluster(Cluster(name, "west"))
+    aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1))
+    aggregator.refresh_registry(state)
+    yield state, aggregator
+    state.close()
+
+
+def _recorded(state: State) -> dict[str, frozenset[int] | None]:
+    return {c.name: c.envelope_formats for c in state.clusters()}
+
+
+def test_the_controller_records_which_envelope_formats_each_agent_reads(
+    registry: tuple[State, aggregating.Aggregator],
+) -> None:
+    state, aggregator = registry
+    space = topics.Topics()
+    aggregator.handle(space.status("edge/west", "new"), _status_of("new", formats=[1, 2]))
+    aggregator.handle(space.status("edge/west", "old"), _status_of("old"))  # from before format 2
+    assert _recorded(state) == {"new": None, "old": None, "quiet": None}  # written at the refresh
+    aggregator.refresh_registry(state)
+    assert _recorded(state) == {"new": {1, 2}, "old": {1}, "quiet": None}
+
+
+def test_the_first_status_of_a_cluster_that_joined_since_the_last_refresh_is_recorded(
+    registry: tuple[State, aggregating.Aggregator],
+) -> None:
+    state, aggregator = registry
+    state.add_cluster(Cluster("joined", "west"))  # the registrar's write; no refresh yet
+    aggregator.handle(topics.Topics().status("edge/west", "joined"), _status_of("joined", formats=[1, 2]))
+    aggregator.refresh_registry(state)
+    assert _recorded(state)["joined"] == {1, 2}
+
+
+def test_statuses_the_table_refuses_record_nothing(registry: tuple[State, aggregating.Aggregator]) -> None:
+    state, aggregator = registry
+    space = topics.Topics()
+    aggregator.handle(space.status("edge/west", "new"), _status_of("new", formats=[1, 2], seq=10))
+    aggregator.refresh_registry(state)
+    aggregator.handle(space.status("edge/west", "new"), _status_of("new", formats=[1], seq=3))  # stale
+    aggregator.handle(space.status("edge/east", "new"), _status_of("new", root="edge/east", formats=[1]))
+    aggregator.handle(space.status("edge/west", "old"), _status_of("someone-else", formats=[1]))
+    aggregator.refresh_registry(state)
+    assert _recorded(state) == {"new": {1, 2}, "old": None, "quiet": None}
+
+
+def test_unchanged_formats_are_not_written_again(
+    registry: tuple[State, aggregating.Aggregator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, aggregator = registry
+    space = topics.Topics()
+    aggregator.handle(space.status("edge/west", "new"), _status_of("new", formats=[1, 2]))
+    aggregator.refresh_registry(state)
+    writes: list[object] = []
+    monkeypatch.setattr(state, "record_envelope_formats", writes.append)
+    for seq in range(2, 50):
+        aggregator.handle(space.status("edge/west", "new"), _status_of("new", formats=[1, 2], seq=seq))
         aggregator.refresh_registry(state)
-        for name, formats in (("new", [1, 2]), ("old", None)):
-            document = {
-                "cluster": name, "group": "edge/west", "labels": {}, "agent_version": "0.1.0",
-                "session": 1, "seq": 1, "ts": 1.0, "node": {}, "bundles": {},
-            }
-            if formats is not None:
-                document["envelope_formats"] = formats
-            aggregator.handle(space.status("edge/west", name), json.dumps(document).encode())
-        aggregator.refresh_registry(state)  # records what it heard
-        recorded = {c.name: c.envelope_formats for c in state.clusters()}
-        assert recorded == {"new": {1, 2}, "old": {1}, "quiet": None}
-    finally:
-        state.close()
+    assert writes == []

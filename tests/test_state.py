@@ -13,7 +13,7 @@ from controller.state import Cluster, Group, State
 from wire import keys, urls
 
 
-def test_a_database_from_before_registration_gains_the_new_columns(tmp_path: Path) -> None:
+def test_a_database_from_before_registration_and_format_2_gains_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "edgefleet.db"
     old = sqlite3.connect(path)
     old.executescript(
@@ -28,7 +28,9 @@ def test_a_database_from_before_registration_gains_the_new_columns(tmp_path: Pat
     old.close()
     state = State(path)
     try:
-        assert state.clusters() == [Cluster("pi-1", "edge/west", {}, revoked=False)]
+        assert state.clusters() == [Cluster("pi-1", "edge/west", {}, revoked=False, envelope_formats=None)]
+        state.record_envelope_formats({("edge/west", "pi-1"): frozenset({1, 2})})
+        assert state.clusters()[0].envelope_formats == {1, 2}
     finally:
         state.close()
 

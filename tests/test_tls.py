@@ -26,7 +26,7 @@ async def test_manifest_crosses_a_tls_broker(
     with brokers.mosquitto(tmp_path, tls=tlscerts.make(tmp_path / "tls")) as url:
         assert url.tls
         manifest = factories.manifest(group=topic_root, bundle="web")
-        await publishing.publish_retained(url, [(T.bundle(topic_root, "web"), envelopes.seal(manifest, key))])
+        await publishing.publish_retained(url, [(T.bundle(topic_root, "web"), envelopes.seal(manifest, key, version=2))])
         async with asyncio.timeout(15):
             async for item in receiving.bundles(url, group=topic_root, trusted=trusted):
                 assert isinstance(item, receiving.Accepted) and item.manifest == manifest

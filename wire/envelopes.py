@@ -67,10 +67,13 @@ def seal(
     manifest: manifests.Manifest,
     key: keys.SigningKey,
     *,
-    version: int = LATEST,
+    version: int,
     codec: codecs.Codec | None = None,
 ) -> bytes:
-    """Encode, compress and sign a manifest in format `version`; return the bytes to publish."""
+    """Encode, compress and sign a manifest in format `version`; return the bytes to publish.
+
+    No default: which format a group can read is the caller's decision
+    (controller.delivering.envelope_format)."""
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"cannot seal format version {version}")
     codec = DEFAULT_CODECS[version] if codec is None else codec

@@ -34,8 +34,9 @@ def fingerprint_of(key_id: bytes) -> str:
     """`SHA256:<base64>`; for a short key id, the start of the fingerprint it matches and "…"."""
     text = base64.b64encode(key_id).decode("ascii").rstrip("=")
     if len(key_id) < KEY_ID_BYTES:
-        # Only whole 6-byte groups encode to characters the full fingerprint shares.
-        return "SHA256:" + text[: len(key_id) // 3 * 4] + "…"
+        # Each character is 6 bits: the ones made of the short id's bits alone are also
+        # the start of the full fingerprint (10 of them for 8 bytes).
+        return "SHA256:" + text[: len(key_id) * 8 // 6] + "…"
     return "SHA256:" + text
 
 
