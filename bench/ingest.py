@@ -720,17 +720,20 @@ def _entry(
             for k, v in obj.items():
                 add(f"{part}: key strings", k)
                 walk(part, v)
+        elif isinstance(obj, readiness_table.Reported | readiness_table.Outcome):  # named tuples
+            add(f"{part}: records", obj)
+            for item in obj:
+                walk(part, item)
+        elif isinstance(obj, readiness_table.Selected | readiness_table.Derived):
+            add(f"{part}: records", obj)
+            for name in type(obj).__slots__:
+                walk(part, getattr(obj, name))
         elif isinstance(obj, list | tuple):
             add(f"{part}: lists", obj)
             for item in obj:
                 walk(part, item)
         elif isinstance(obj, str):
             add(f"{part}: value strings", obj)
-        elif isinstance(obj, readiness_table.Reported | readiness_table.Cell):
-            add(f"{part}: records", obj)
-            for name in type(obj).__slots__:
-                if name != "cluster":
-                    walk(part, getattr(obj, name))
         elif isinstance(obj, manifests.Manifest):
             pass  # shared by the whole group
         else:
@@ -738,9 +741,9 @@ def _entry(
 
     stored = next(k for k in table_.clusters if k == key)  # the dict's own key tuple
     seen = table_.clusters[stored]
-    add("Seen object and its __dict__", seen)
+    add("Seen object (slotted: no __dict__)", seen)
     if hasattr(seen, "__dict__"):  # none with slots
-        add("Seen object and its __dict__", vars(seen))
+        add("Seen object (slotted: no __dict__)", vars(seen))
     add("key tuple and names", stored)
     for text in (*stored, seen.name, seen.group):
         add("key tuple and names", text)
@@ -750,8 +753,7 @@ def _entry(
     walk("report kept", seen.reported)
     walk("agent version", seen.agent_version)
     walk("selection cache", seen.selected)
-    if seen.derived is not None:
-        walk("summary cache (cells, row)", seen.derived)
+    walk("summary cache (outcomes, row counts)", seen.derived)
 
 
 # -- e) where the time goes ---------------------------------------------------------------------

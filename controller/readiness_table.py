@@ -20,8 +20,10 @@ nowhere: nothing it said is kept, and summaries only list it as revoked.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from wire import manifests, selectors, status, summaries
 
@@ -29,10 +31,11 @@ OFFLINE = "Offline"
 _READY = status.State.READY.value  # read per cell: an enum attribute lookup costs more than the compare
 
 
-@dataclass(frozen=True, slots=True)
-class Reported:
+class Reported(NamedTuple):
     """What the controller keeps of one bundle's status: only what summaries show. The
-    whole decoded document took about 3 KB per cluster, most of it key strings."""
+    whole decoded document took about 3 KB per cluster, most of it key strings. One copy
+    per distinct record, shared by the clusters that report it (`_record`): a tuple, so
+    the pool that shares it needs no key of its own."""
 
     deployment_id: str | None
     generation: object
@@ -57,6 +60,10 @@ def _shared_labels(labels: Mapping[str, str]) -> dict[str, str]:
 
 MAX_SHARED_LABEL_SETS = 10_000
 MAX_SHARED = 100_000
+# Distinct records, reports, outcomes and row counts pooled for sharing (each pool below
+# starts afresh past it): a healthy fleet has a handful; thousands mean a message per
+# cluster, which nothing shares, and a pool entry per cluster would cost about 250 bytes.
+MAX_POOLED = 10_000
 
 
 _SHARED_TEXT: dict[str, str] = {}
@@ -75,25 +82,113 @@ def _shared(text: object) -> str:
     return shared
 
 
+# Clusters that run the same deployments report the same records, and mostly the same
+# whole report: one copy of each, shared read-only (about 700 bytes a cluster with five
+# bundles). A record is its own key (a tuple equals the tuple it was made from), so a
+# distinct one costs only its pool entry; a distinct report, its flat key tuple too.
+_RECORDS: dict[tuple[str | None, object, str, str], Reported] = {}
+_REPORTS: dict[tuple[str | Reported, ...], dict[str, Reported]] = {}
+
+
+def _record(deployment_id: object, generation: object, state: object, message: str) -> Reported:
+    key = (None if deployment_id is None else _shared(deployment_id), generation, _shared(state), message)
+    record = _RECORDS.get(key)
+    if record is None:
+        if len(_RECORDS) >= MAX_POOLED:
+            _RECORDS.clear()  # a message per cluster (errors): stop sharing old records
+        record = Reported(*key)
+        _RECORDS[record] = record
+    return record
+
+
 def _reported(report: status.StatusDocument) -> dict[str, Reported]:
-    return {
-        _shared(bundle): Reported(
-            None if entry.get("deployment_id") is None else _shared(entry.get("deployment_id")),
-            entry.get("generation"),
-            _shared(entry.get("state")),
-            str(entry.get("message", "")),
-        )
-        for bundle, entry in report["bundles"].items()
-    }
+    """bundle -> its record; the same dict for every cluster that reports the same."""
+    entries = report["bundles"]
+    bundles = [_shared(bundle) for bundle in entries]
+    records = [
+        _record(e.get("deployment_id"), e.get("generation"), e.get("state"), str(e.get("message", "")))
+        for e in entries.values()
+    ]
+    key: tuple[str | Reported, ...] = (*bundles, *records)  # names, then records: never equal
+    shared = _REPORTS.get(key)
+    if shared is None:
+        if len(_REPORTS) >= MAX_POOLED:
+            _REPORTS.clear()
+        shared = _REPORTS[key] = dict(zip(bundles, records, strict=True))
+    return shared
 
 
-@dataclass
+@dataclass(frozen=True, slots=True, eq=False)
+class Selected:
+    """The deployment each of a group's held manifests selects for a cluster (None:
+    nothing), in the group's order of bundles. Selection is the costliest step of a
+    summary, and a cluster's answer only changes with the manifests or its labels;
+    clusters with the same answers share one (`Table.selections`)."""
+
+    held: tuple[manifests.Manifest, ...]
+    deployments: tuple[str | None, ...]
+
+
+NOTHING_SELECTED = Selected((), ())
+
+
+class Outcome(NamedTuple):
+    """What a cluster's report means for one bundle it should run. One copy per distinct
+    outcome (in a Ready fleet, one per bundle), shared by the clusters that have it; a
+    tuple, so its pool needs no key of its own. A summary's cells pair it with its cluster."""
+
+    bundle: str
+    state: str
+    message: str
+    ready: bool  # online and Ready on the desired deployment
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Derived:
+    """A cluster's outcomes and its row's counts; shared like the outcomes."""
+
+    outcomes: tuple[Outcome, ...]
+    desired: int
+    ready: int
+    state: str  # the worst of the outcomes'
+
+
+_OUTCOMES: dict[Outcome, Outcome] = {}
+_DERIVED: dict[tuple[Outcome, ...], Derived] = {}
+
+
+def _outcome(bundle: str, state: str, message: str, ready: bool) -> Outcome:
+    made = Outcome(bundle, state, message, ready)
+    outcome = _OUTCOMES.get(made)
+    if outcome is None:
+        if len(_OUTCOMES) >= MAX_POOLED:
+            _OUTCOMES.clear()  # a message per cluster (errors): stop sharing old outcomes
+        outcome = _OUTCOMES[made] = made
+    return outcome
+
+
+def _derived(outcomes: tuple[Outcome, ...]) -> Derived:
+    derived = _DERIVED.get(outcomes)
+    if derived is None:
+        if len(_DERIVED) >= MAX_POOLED:
+            _DERIVED.clear()
+        ready = sum(1 for o in outcomes if o.ready)
+        derived = _DERIVED[outcomes] = Derived(outcomes, len(outcomes), ready, _worst(outcomes))
+    return derived
+
+
+NOTHING_DERIVED = Derived((), 0, 0, status.worst([]).value)
+
+
+@dataclass(slots=True)
 class Seen:
-    """One cluster as the controller knows it."""
+    """One cluster as the controller knows it. Slotted: a `__dict__` cost about 100 bytes
+    a cluster. What it refers to is shared between clusters wherever their values are
+    equal (labels, report, selection, outcomes), and read-only."""
 
     name: str
     group: str  # topic root
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=lambda: _shared_labels({}))  # none yet, shared
     registered: bool = False
     session: int = 0
     online: bool | None = None
@@ -101,29 +196,21 @@ class Seen:
     seq: int = 0  # of the report kept; reset when presence starts a newer session
     agent_version: str | None = None
     reported: dict[str, Reported] | None = None  # bundle -> what it said; None: never reported
-    # bundle -> (manifest, the deployment it selects here): selection is the costliest
-    # step of a summary, and a cluster's answer only changes with the manifest or labels.
-    selected: dict[str, tuple[manifests.Manifest, str | None]] = field(default_factory=dict)
-    # Bumped whenever anything a summary shows of this cluster changes; with the table's
-    # epoch it keys `derived`: this cluster's cells and its row's counts as last computed
-    # (the row itself is rebuilt per summary: keeping it cost about 400 bytes a cluster).
+    selected: Selected = NOTHING_SELECTED  # cache: the deployments the held manifests select here
+    # Bumped whenever anything a summary shows of this cluster changes; `derived` is what
+    # a summary computed of this cluster at (`derived_version`, `derived_epoch`), the
+    # table's epoch counting manifest changes (the row itself is rebuilt per summary:
+    # keeping it cost about 400 bytes a cluster).
     version: int = 0
-    derived: tuple[tuple[int, int], tuple[Cell, ...], tuple[int, int, str]] | None = None
+    derived: Derived = NOTHING_DERIVED
+    derived_version: int = -1
+    derived_epoch: int = -1
 
     def relabel(self, labels: Mapping[str, str]) -> None:
         if labels != self.labels:
             self.labels = _shared_labels(labels)
-            self.selected.clear()
+            self.selected = NOTHING_SELECTED
             self.version += 1
-
-    def desired(self, bundle: str, manifest: manifests.Manifest) -> str | None:
-        """The deployment id `manifest` selects for this cluster (None: nothing)."""
-        known = self.selected.get(bundle)
-        if known is not None and known[0] is manifest:
-            return known[1]
-        deployment = selectors.select(manifest.targets, cluster=self.name, labels=self.labels).deployment_id
-        self.selected[bundle] = (manifest, deployment)
-        return deployment
 
 
 @dataclass
@@ -133,6 +220,13 @@ class Table:
     revoked: set[tuple[str, str]] = field(default_factory=set)  # (group, name)
     ignored: int = 0
     epoch: int = 0  # bumped whenever `held` changes: every cluster's cells may change with it
+    # One `Selected` per distinct answer, among clusters' answers for the held manifests;
+    # emptied with every change of `held`, so it never keeps a replaced manifest alive.
+    selections: dict[tuple[tuple[int, ...], tuple[str | None, ...]], Selected] = field(default_factory=dict)
+
+    def _held_changed(self) -> None:
+        self.epoch += 1
+        self.selections.clear()
 
     def _cluster(self, group: str, name: str) -> Seen:
         seen = self.clusters.get((group, name))
@@ -160,7 +254,7 @@ class Table:
             seen.relabel(labels)
         for key in [k for k in self.held if k[0] not in known]:
             del self.held[key]
-            self.epoch += 1
+            self._held_changed()
 
     def presence(self, group: str, name: str, presence: status.Presence, now: float) -> bool:
         if (group, name) in self.revoked:
@@ -205,19 +299,11 @@ class Table:
                 return False
         else:
             self.held[key] = manifest
-        self.epoch += 1
+        self._held_changed()
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
-    """One cluster's share of one bundle."""
-
-    bundle: str
-    cluster: Seen
-    state: str
-    message: str
-    ready: bool  # online and Ready on the desired deployment
+Cell = tuple[Seen, Outcome]  # one cluster's share of one bundle, as a summary counts it
 
 
 def members(table: Table) -> dict[str, list[Seen]]:
@@ -238,38 +324,63 @@ def _held_by_group(table: Table) -> dict[str, list[tuple[str, manifests.Manifest
     return found
 
 
-def derive(
-    table: Table, seen: Seen, held: list[tuple[str, manifests.Manifest]]
-) -> tuple[tuple[Cell, ...], summaries.ClusterRow]:
-    """`seen`'s cell per bundle it should run, and its row; recomputed only when the
-    cluster or the held manifests changed since the last call (incremental summaries)."""
-    key = (seen.version, table.epoch)
-    if seen.derived is not None and seen.derived[0] == key:
-        return seen.derived[1], _row(seen, seen.derived[2])
-    found: list[Cell] = []  # a tuple when kept: it takes a third of a dict's memory
-    for bundle, manifest in held:
-        desired = seen.desired(bundle, manifest)
+def derive(table: Table, seen: Seen, held: list[tuple[str, manifests.Manifest]]) -> Derived:
+    """`seen`'s outcome per bundle it should run, and its row's counts; recomputed only
+    when the cluster or the held manifests changed since the last call (incremental
+    summaries)."""
+    if seen.derived_version == seen.version and seen.derived_epoch == table.epoch:
+        return seen.derived
+    selected = _selected(table, seen, held)
+    reported = seen.reported
+    online = seen.online is True
+    found: list[Outcome] = []
+    for (bundle, _), desired in zip(held, selected.deployments, strict=True):
         if desired is None:
             continue
-        entry = seen.reported.get(bundle) if seen.reported is not None else None
+        entry = reported.get(bundle) if reported is not None else None
         if entry is None:
             state, message = status.State.PENDING.value, "not reported yet"
         elif entry.deployment_id != desired:
             state, message = status.State.OUT_OF_SYNC.value, f"runs generation {entry.generation}"
         else:
             state, message = entry.state, entry.message
-        found.append(Cell(bundle, seen, state, message, state == _READY and seen.online is True))
-    if len(seen.selected) > len(held):  # forget manifests of bundles no longer held
-        kept = {bundle for bundle, _ in held}
-        seen.selected = {b: known for b, known in seen.selected.items() if b in kept}
-    counts = (len(found), sum(1 for c in found if c.ready), _worst(found))
-    kept_cells = tuple(found)
-    seen.derived = (key, kept_cells, counts)
-    return kept_cells, _row(seen, counts)
+        found.append(_outcome(bundle, state, message, online and state == _READY))
+    seen.derived = _derived(tuple(found))
+    seen.derived_version, seen.derived_epoch = seen.version, table.epoch
+    return seen.derived
 
 
-def _row(seen: Seen, counts: tuple[int, int, str]) -> summaries.ClusterRow:
-    desired, ready, state = counts
+def _selected(table: Table, seen: Seen, held: list[tuple[str, manifests.Manifest]]) -> Selected:
+    """The deployment each manifest in `held` selects for `seen`: its cached answer while
+    the manifests are the same objects, else worked out again (targets only for the
+    manifests that changed) and shared through `table.selections`."""
+    known = seen.selected
+    if len(known.held) == len(held):
+        for (_, manifest), before in zip(held, known.held, strict=True):
+            if manifest is not before:
+                break
+        else:
+            return known
+    before_of = {id(m): d for m, d in zip(known.held, known.deployments, strict=True)}  # alive in `known`
+    ordered = tuple(manifest for _, manifest in held)
+    deployments = tuple(
+        before_of[id(m)]
+        if id(m) in before_of
+        else selectors.select(m.targets, cluster=seen.name, labels=seen.labels).deployment_id
+        for m in ordered
+    )
+    # Ids stand for the manifests: every Selected in the pool keeps its manifests alive.
+    key = (tuple(map(id, ordered)), deployments)
+    shared = table.selections.get(key)
+    if shared is None:
+        if len(table.selections) >= MAX_POOLED:
+            table.selections.clear()
+        shared = table.selections[key] = Selected(ordered, deployments)
+    seen.selected = shared
+    return shared
+
+
+def _row(seen: Seen, derived: Derived) -> summaries.ClusterRow:
     return summaries.ClusterRow(
         name=seen.name,
         group=seen.group,
@@ -277,38 +388,73 @@ def _row(seen: Seen, counts: tuple[int, int, str]) -> summaries.ClusterRow:
         online=seen.online,
         last_seen=seen.last_seen,
         agent_version=seen.agent_version,
-        desired=desired,
-        ready=ready,
-        state=state,
+        desired=derived.desired,
+        ready=derived.ready,
+        state=derived.state,
     )
 
 
 _STATES = {state.value: state for state in status.State}
 
 
-def _worst(cells: Iterable[Cell]) -> str:
-    """The state that stands for `cells` (a cluster row's), without building a message."""
-    return status.worst([_STATES[c.state] for c in cells if c.state in _STATES]).value
+def _worst(outcomes: Iterable[Outcome]) -> str:
+    """The state that stands for `outcomes` (a cluster row's), without building a message."""
+    return status.worst([_STATES[o.state] for o in outcomes if o.state in _STATES]).value
 
 
-def _counts(group_cells: list[Cell]) -> summaries.Counts:
-    states = collections.Counter(cell.state for cell in group_cells)
-    offline = [cell for cell in group_cells if cell.cluster.online is False]
-    known = [_STATES[s] for s in states if s in _STATES]
-    worst = status.worst(known)
+@dataclass
+class _Tally:
+    """The cells of one scope of a summary (the fleet, a group, a bundle, a group's
+    bundle), counted by outcome. The cells not ready are listed through their clusters
+    (for names): keeping a (cluster, outcome) pair each until the summary is done made
+    the garbage collector walk the whole table when many were not ready."""
+
+    bundle: str | None = None  # of this scope; None: every bundle
+    desired: int = 0
+    ready: int = 0
+    states: collections.Counter[str] = field(default_factory=collections.Counter)
+    unready: list[Seen] = field(default_factory=list)  # clusters with a cell here not ready
+
+    def add(self, outcome: Outcome, clusters: int) -> None:
+        self.desired += clusters
+        if outcome.ready:
+            self.ready += clusters
+        self.states[outcome.state] += clusters
+
+    def cells(self) -> Iterator[Cell]:
+        """The cells not ready, by group, cluster name and bundle."""
+        for seen in self.unready:
+            for outcome in seen.derived.outcomes:
+                if not outcome.ready and (self.bundle is None or outcome.bundle == self.bundle):
+                    yield seen, outcome
+
+    def worst(self) -> status.State:
+        return status.worst([_STATES[s] for s in self.states if s in _STATES])
+
+
+def _counts(tally: _Tally) -> summaries.Counts:
+    # Ready needs the cluster online and the state Ready: every cell of an offline cluster,
+    # and every cell in another state, is one of `tally.cells()`.
+    named: dict[str, list[str]] = collections.defaultdict(list)  # state -> its cells' clusters
+    offline: list[str] = []
+    for seen, outcome in tally.cells():
+        name = f"{seen.group}/{seen.name}"
+        named[outcome.state].append(name)
+        if seen.online is False:
+            offline.append(name)
+    worst = tally.worst()
     parts = []
+    known = [_STATES[s] for s in tally.states if s in _STATES]
     for state in sorted(known, key=lambda s: s.rank, reverse=True):
-        if state is status.State.READY:
-            continue
-        names = [f"{c.cluster.group}/{c.cluster.name}" for c in group_cells if c.state == state.value]
-        parts.append(_listed(state.value, names))
+        if state is not status.State.READY:
+            parts.append(_listed(state.value, named[state.value]))
     if offline:
-        parts.append(_listed(OFFLINE, [f"{c.cluster.group}/{c.cluster.name}" for c in offline]))
+        parts.append(_listed(OFFLINE, offline))
     return summaries.Counts(
-        desired=len(group_cells),
-        ready=sum(1 for cell in group_cells if cell.ready),
+        desired=tally.desired,
+        ready=tally.ready,
         offline=len(offline),
-        states=dict(sorted(states.items())),
+        states=dict(sorted(tally.states.items())),
         state=worst.value,
         message="; ".join(parts),
     )
@@ -328,69 +474,78 @@ class Summaries:
 
 
 def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
-    """Every summary document. Linear in the fleet's cells; a cluster's cells and row are
-    only recomputed when it, or a manifest, changed since the last call (`derive`)."""
+    """Every summary document. A cluster's outcomes and row counts are only recomputed
+    when it, or a manifest, changed since the last call (`derive`). Clusters with the same
+    outcomes share one `Derived`, so cells are counted per distinct `Derived` in a group,
+    and only the cells not ready are visited one by one (their names are listed)."""
     by_group = members(table)
     held = _held_by_group(table)
-    # One pass over the clusters, by group and name, sorts their cells by bundle, by group,
-    # and by group and bundle, and collects each group's rows.
-    by_bundle: dict[str, list[Cell]] = collections.defaultdict(list)
-    group_cells_of: dict[str, list[Cell]] = collections.defaultdict(list)
-    bundle_cells_of: dict[str, dict[str, list[Cell]]] = collections.defaultdict(dict)
-    rows_of: dict[str, list[summaries.ClusterRow]] = collections.defaultdict(list)
+    fleet = _Tally()
+    by_bundle: dict[str, _Tally] = {}
+    tallies_of: dict[str, _Tally] = {}
+    bundle_tallies_of: dict[str, dict[str, _Tally]] = {}
+    rows_of: dict[str, list[summaries.ClusterRow]] = {}
     for group, group_members in sorted(by_group.items()):
         group_held = held.get(group, [])
-        group_cells, group_bundles, rows = group_cells_of[group], bundle_cells_of[group], rows_of[group]
+        group_tally = tallies_of[group] = _Tally()
+        bundle_tallies: dict[str, _Tally] = collections.defaultdict(_Tally)  # counts only
+        bundle_tallies_of[group] = bundle_tallies
+        rows: list[summaries.ClusterRow] = []
+        rows_of[group] = rows
+        alike: dict[Derived, int] = collections.defaultdict(int)  # clusters per Derived
         for seen in group_members:
-            found, row = derive(table, seen, group_held)
-            rows.append(row)
-            for cell in found:
-                bundle = cell.bundle
-                by_bundle[bundle].append(cell)
-                group_cells.append(cell)
-                group_bundles.setdefault(bundle, []).append(cell)
+            derived = derive(table, seen, group_held)
+            rows.append(_row(seen, derived))
+            alike[derived] += 1
+            if derived.ready != derived.desired:
+                fleet.unready.append(seen)
+                group_tally.unready.append(seen)
+                for outcome in derived.outcomes:
+                    if not outcome.ready:
+                        bundle_tally = by_bundle.get(outcome.bundle)
+                        if bundle_tally is None:
+                            bundle_tally = by_bundle[outcome.bundle] = _Tally(outcome.bundle)
+                        bundle_tally.unready.append(seen)
+        for derived, clusters in alike.items():
+            for outcome in derived.outcomes:
+                bundle_tally = by_bundle.get(outcome.bundle)
+                if bundle_tally is None:
+                    bundle_tally = by_bundle[outcome.bundle] = _Tally(outcome.bundle)
+                for scope in (fleet, bundle_tally, group_tally, bundle_tallies[outcome.bundle]):
+                    scope.add(outcome, clusters)
     bundle_docs: dict[str, summaries.BundleSummary] = {}
-    for bundle, bundle_cells in sorted(by_bundle.items()):
+    for bundle, tally in sorted(by_bundle.items()):
         generation = max(m.generation for (g, b), m in table.held.items() if b == bundle)
         non_ready = [
-            summaries.NonReady(
-                cluster=c.cluster.name, group=c.cluster.group, state=c.state, message=c.message
-            )
-            for c in bundle_cells
-            if not c.ready
-        ][: summaries.MAX_NON_READY]
+            summaries.NonReady(cluster=seen.name, group=seen.group, state=o.state, message=o.message)
+            for seen, o in itertools.islice(tally.cells(), summaries.MAX_NON_READY)
+        ]
         bundle_docs[bundle] = summaries.BundleSummary(
-            **_counts(bundle_cells), bundle=bundle, generation=generation, non_ready=non_ready, ts=now
+            **_counts(tally), bundle=bundle, generation=generation, non_ready=non_ready, ts=now
         )
     for (_, bundle), manifest in table.held.items():  # a bundle no cluster should run
         if bundle not in bundle_docs:
             bundle_docs[bundle] = summaries.BundleSummary(
-                **_counts([]), bundle=bundle, generation=manifest.generation, non_ready=[], ts=now
+                **_counts(_Tally()), bundle=bundle, generation=manifest.generation, non_ready=[], ts=now
             )
     group_docs: dict[str, summaries.GroupSummary] = {}
-    all_cells = [cell for bundle_cells in by_bundle.values() for cell in bundle_cells]
     for group in sorted(groups):
         group_members = by_group.get(group, [])
-        group_cells = group_cells_of.get(group, [])
-        cells_by_bundle = bundle_cells_of.get(group, {})
-        rows = rows_of.get(group, [])
         group_docs[group] = summaries.GroupSummary(
-            **_counts(group_cells),
+            **_counts(tallies_of.get(group, _Tally())),
             group=group,
             clusters=len(group_members),
             online=sum(1 for s in group_members if s.online),
             bundles={
-                b: summaries.BundleCell(
-                    desired=len(cs), ready=sum(1 for c in cs if c.ready), state=_counts(cs)["state"]
-                )
-                for b, cs in sorted(cells_by_bundle.items())
+                b: summaries.BundleCell(desired=t.desired, ready=t.ready, state=t.worst().value)
+                for b, t in sorted(bundle_tallies_of.get(group, {}).items())
             },
-            cluster_rows=rows,
+            cluster_rows=rows_of.get(group, []),
             revoked=sorted(name for root, name in table.revoked if root == group)[: summaries.MAX_NON_READY],
             ts=now,
         )
-    fleet = summaries.FleetSummary(
-        **_counts(all_cells),
+    fleet_doc = summaries.FleetSummary(
+        **_counts(fleet),
         clusters=len(table.clusters),
         online=sum(1 for s in table.clusters.values() if s.online),
         bundles=len(bundle_docs),
@@ -399,4 +554,4 @@ def summarize(table: Table, groups: Iterable[str], now: float) -> Summaries:
         revoked=len(table.revoked),
         ts=now,
     )
-    return Summaries(fleet, bundle_docs, group_docs)
+    return Summaries(fleet_doc, bundle_docs, group_docs)
