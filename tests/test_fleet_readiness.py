@@ -515,3 +515,17 @@ def test_unchanged_formats_are_not_written_again(
         aggregator.handle(space.status("edge/west", "new"), _status_of("new", formats=[1, 2], seq=seq))
         aggregator.refresh_registry(state)
     assert writes == []
+
+
+def test_summaries_are_encoded_once_into_the_same_bytes(
+    registry: tuple[State, aggregating.Aggregator],
+) -> None:
+    _, aggregator = registry
+    space = topics.Topics()
+    aggregator.handle(space.status("edge/west", "new"), _status_of("new", formats=[1, 2]))
+    documents = [d for d in aggregator.summaries().values() if d is not None]
+    assert {"ts", "cluster_rows"} <= set().union(*documents)  # fleet, group and bundle shapes
+    for document in [*documents, {"ts": 1.5}, {"a": 1}, {"zz": 1, "ts": 2.0}]:
+        content, payload = aggregating._encode_stamped(document)
+        assert payload == aggregating._encode(document)
+        assert content == aggregating._encode({k: v for k, v in document.items() if k != "ts"})
