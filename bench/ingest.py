@@ -908,14 +908,8 @@ def code_version() -> str:
     return described + (f" (changed: {', '.join(changed)})" if changed else "")
 
 
-def print_report(report: Report, args: argparse.Namespace) -> None:
-    print(f"Status ingest: {GROUPS} groups, every cluster Ready on every bundle; shape = clusters x bundles")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"code: {code_version()}")
-    print(
-        f"targets: {TARGET_RATE:,} status messages/s on one core; under {TARGET_BYTES:,} bytes per cluster\n"
-    )
-
+def print_aggregation(report: Report, args: argparse.Namespace) -> None:
+    """Sections a) and b): handle() alone, and with summaries on the same core."""
     print("a) Aggregator.handle(topic, payload), one core (steady: each message replaces the report before)")
     rows = []
     for t in report.throughputs:
@@ -981,6 +975,17 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         )
     print(table(["shape", "messages", "msgs/s", "publishes", "publish share", "target"], rows))
 
+
+def print_report(report: Report, args: argparse.Namespace) -> None:
+    print(f"Status ingest: {GROUPS} groups, every cluster Ready on every bundle; shape = clusters x bundles")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"code: {code_version()}")
+    print(
+        f"targets: {TARGET_RATE:,} status messages/s on one core; under {TARGET_BYTES:,} bytes per cluster\n"
+    )
+
+    if report.throughputs:
+        print_aggregation(report, args)
     if report.ends:
         print("\nc) End to end: the controller (Aggregator.run) reads every status retained on Mosquitto")
         rows = []
@@ -1067,6 +1072,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-broker", action="store_true", help="skip the end-to-end run over Mosquitto")
     parser.add_argument(
+        "--end-to-end-only", action="store_true", help="only the end-to-end run over Mosquitto (c)"
+    )
+    parser.add_argument(
         "--profile-clusters", type=int, default=10_000, help="fleet size for stages and profile"
     )
     parser.add_argument("--top", type=int, default=12, help="functions listed per profile table")
@@ -1090,7 +1098,7 @@ def main() -> None:
     started = time.perf_counter()
     report = Report()
     bundle_counts = args.bundles or [1, 5]
-    for clusters in args.clusters or [1_000, 10_000, 100_000]:
+    for clusters in [] if args.end_to_end_only else args.clusters or [1_000, 10_000, 100_000]:
         for bundles in bundle_counts:
             measure_shape(Shape(clusters, bundles), args, report)
     if not args.no_broker:
@@ -1098,9 +1106,10 @@ def main() -> None:
             for clusters in args.broker_clusters or [10_000, 20_000]:
                 progress(f"{Shape(clusters, 1)}: end to end over Mosquitto")
                 report.ends.append(end_to_end(Path(tmp), Shape(clusters, 1)))
-    shapes = [Shape(c, b) for c in args.memory_clusters or [10_000, 100_000] for b in bundle_counts]
-    progress(f"memory: {', '.join(map(str, shapes))}")
-    report.memory = memory(shapes)
+    if not args.end_to_end_only:
+        shapes = [Shape(c, b) for c in args.memory_clusters or [10_000, 100_000] for b in bundle_counts]
+        progress(f"memory: {', '.join(map(str, shapes))}")
+        report.memory = memory(shapes)
     print_report(report, args)
     print(f"\n(run took {time.perf_counter() - started:.0f} s)")
 
