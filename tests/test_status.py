@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from wire import errors, limits, status
 
@@ -83,6 +85,90 @@ def test_malformed_status_is_refused(payload: bytes) -> None:
 def test_oversized_status_is_refused_before_parsing() -> None:
     with pytest.raises(errors.TooLarge):
         status.decode_status(b" " * (limits.MAX_STATUS_BYTES + 1))
+
+
+def _reference_decode_status(payload: bytes) -> status.StatusDocument:
+    """decode_status as it was before its checks were made fast: it must decide (and
+    word its errors) exactly like this."""
+    doc = status._load(payload, "status")
+    for key, kind in (
+        ("cluster", str),
+        ("group", str),
+        ("agent_version", str),
+        ("session", int),
+        ("seq", int),
+        ("ts", (int, float)),
+        ("labels", dict),
+        ("node", dict),
+        ("bundles", dict),
+    ):
+        status._require(doc, key, kind, "status")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in doc["labels"].items()):
+        raise errors.Malformed("status.labels must map strings to strings")
+    for name, bundle in doc["bundles"].items():
+        where = f"status.bundles[{name!r}]"
+        if not isinstance(bundle, dict):
+            raise errors.Malformed(f"{where} is not an object")
+        state = status._require(bundle, "state", str, where)
+        if state not in status._STATE_NAMES:
+            raise errors.Malformed(f"{where}.state {state[:40]!r} is not a bundle state")
+        status._require(bundle, "generation", int, where)
+    formats = doc.get("envelope_formats", [1])
+    if (
+        not isinstance(formats, list)
+        or not 0 < len(formats) <= status.MAX_FORMATS
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**16 for v in formats)
+    ):
+        raise errors.Malformed(f"status.envelope_formats must list 1 to {status.MAX_FORMATS} format versions")
+    return doc  # type: ignore[return-value]
+
+
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.sampled_from(["Ready", "ErrApplied", "Sleeping"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers()), max_size=2),
+)
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", "labels", "bundles", "bundles.web", "bundles.api"]),
+            st.sampled_from([*status.StatusDocument.__annotations__, "state", "generation", "site", "x"]),
+            st.one_of(_ODD_VALUES, st.just(...)),
+        ),
+        max_size=4,
+    )
+)
+def test_decode_status_decides_like_the_plain_reference(changes: list[tuple[str, str, object]]) -> None:
+    document: dict[str, object] = json.loads(json.dumps(_document()))
+    document["bundles"]["api"] = {"state": "Ready", "generation": 1}  # type: ignore[index]
+    for where, key, value in changes:
+        target: object = document
+        for part in where.split(".") if where else []:
+            target = target.get(part) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            continue
+        if value is ...:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    payload = json.dumps(document).encode()
+    try:
+        expected: object = _reference_decode_status(payload)
+    except errors.WireError as exc:
+        expected = (type(exc), str(exc))
+    try:
+        got: object = status.decode_status(payload)
+    except errors.WireError as exc:
+        got = (type(exc), str(exc))
+    assert got == expected
 
 
 def test_an_agent_that_does_not_list_its_envelope_formats_reads_format_1() -> None:

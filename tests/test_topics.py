@@ -92,3 +92,16 @@ def test_accepts_longest_allowed_names() -> None:
     group = "/".join(["g" * 15] * 8)
     assert len(group) == 127
     assert T.parse(T.bundle(group, "b" * 63)).name == "b" * 63
+
+
+def test_parse_refuses_a_bad_group_every_time_and_remembers_few_good_ones() -> None:
+    space = topics.Topics()
+    for _ in range(2):  # a remembered check must not let the second one through
+        with pytest.raises(errors.InvalidName):
+            space.parse("fleet-x/-bad/status/pi")
+        with pytest.raises(errors.InvalidName):
+            space.parse("fleet/x/status/pi")  # under the prefix: not a group's topic
+    for n in range(topics._GROUPS_REMEMBERED + 10):
+        assert space.parse(f"edge/g{n}/status/pi") == topics.Address(topics.Kind.STATUS, f"edge/g{n}", "pi")
+    assert len(space._valid_groups) <= topics._GROUPS_REMEMBERED
+    assert space == topics.Topics() and hash(space) == hash(topics.Topics())

@@ -130,33 +130,28 @@ def decode_presence(payload: bytes) -> Presence:
 def decode_status(payload: bytes) -> StatusDocument:
     """Validate the fields the controller relies on; unknown fields are ignored."""
     doc = _load(payload, "status")
-    for key, kind in (
-        ("cluster", str),
-        ("group", str),
-        ("agent_version", str),
-        ("session", int),
-        ("seq", int),
-        ("ts", (int, float)),
-        ("labels", dict),
-        ("node", dict),
-        ("bundles", dict),
+    # The controller decodes every status message (tens of thousands a second after a
+    # restart), so each check first compares exact types, which is all json.loads makes;
+    # anything else goes to _require, which accepts subclasses and words the error.
+    for key, kind, exact in _STATUS_FIELDS:
+        if type(doc.get(key)) not in exact:
+            _require(doc, key, kind, "status")
+    # Values first, since a JSON object's keys are always strings; the full check words it.
+    if not all(type(v) is str for v in doc["labels"].values()) and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in doc["labels"].items()
     ):
-        _require(doc, key, kind, "status")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in doc["labels"].items()):
         raise errors.Malformed("status.labels must map strings to strings")
     for name, bundle in doc["bundles"].items():
-        where = f"status.bundles[{name!r}]"
-        if not isinstance(bundle, dict):
-            raise errors.Malformed(f"{where} is not an object")
-        state = _require(bundle, "state", str, where)
-        if state not in _STATE_NAMES:
-            raise errors.Malformed(f"{where}.state {state[:40]!r} is not a bundle state")
-        _require(bundle, "generation", int, where)
+        if type(bundle) is not dict or type(bundle.get("generation")) is not int:
+            _check_bundle(name, bundle)
+        state = bundle.get("state")
+        if type(state) is not str or state not in _STATE_NAMES:
+            _check_bundle(name, bundle)
     formats = doc.get("envelope_formats", [1])
     if (
-        not isinstance(formats, list)
+        type(formats) is not list
         or not 0 < len(formats) <= MAX_FORMATS
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**16 for v in formats)
+        or not all(type(v) is int and 0 < v < 2**16 for v in formats)
     ):
         raise errors.Malformed(f"status.envelope_formats must list 1 to {MAX_FORMATS} format versions")
     document: StatusDocument = doc  # type: ignore[assignment]  # validated above
@@ -168,4 +163,29 @@ def envelope_formats(document: StatusDocument) -> frozenset[int]:
     return frozenset(document.get("envelope_formats", (1,)))
 
 
+def _check_bundle(name: str, bundle: Any) -> None:
+    """Raise Malformed for what is wrong with one bundle's entry, checked in this order."""
+    where = f"status.bundles[{name!r}]"
+    if not isinstance(bundle, dict):
+        raise errors.Malformed(f"{where} is not an object")
+    state = _require(bundle, "state", str, where)
+    if state not in _STATE_NAMES:
+        raise errors.Malformed(f"{where}.state {state[:40]!r} is not a bundle state")
+    _require(bundle, "generation", int, where)
+
+
+_STATUS_FIELDS: tuple[tuple[str, type | tuple[type, ...], frozenset[type]], ...] = tuple(
+    (key, kind, frozenset(kind if isinstance(kind, tuple) else (kind,)))
+    for key, kind in (
+        ("cluster", str),
+        ("group", str),
+        ("agent_version", str),
+        ("session", int),
+        ("seq", int),
+        ("ts", (int, float)),
+        ("labels", dict),
+        ("node", dict),
+        ("bundles", dict),
+    )
+)
 _STATE_NAMES = frozenset(state.value for state in State)

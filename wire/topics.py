@@ -10,7 +10,7 @@ received topic is parsed back into an `Address` before it is trusted.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wire import errors, names
 
@@ -29,6 +29,12 @@ class Kind(enum.Enum):
 
 _GROUP_KINDS = {"bundles": Kind.BUNDLE, "status": Kind.STATUS, "presence": Kind.PRESENCE}
 
+# Valid groups `parse` remembers. A deployment has a few groups, and every status message
+# names one: checking it once instead of per message took parsing a status topic from
+# about 5 µs to 2 (docs/benchmarks.md, "Status ingest"). Bounded, since any client can
+# publish under made-up groups that are valid.
+_GROUPS_REMEMBERED = 1024
+
 
 @dataclass(frozen=True)
 class Address:
@@ -44,6 +50,7 @@ class Topics:
     """Builds and parses every topic of one edgefleet deployment."""
 
     prefix: str = "fleet"
+    _valid_groups: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names.group(self.prefix)
@@ -109,7 +116,12 @@ class Topics:
         levels = topic.split("/")
         if len(levels) < 3 or levels[-2] not in _GROUP_KINDS:
             raise errors.InvalidName(f"topic {topic[:200]!r} is not an edgefleet topic")
-        group = self.group("/".join(levels[:-2]))
+        group = "/".join(levels[:-2])
+        if group not in self._valid_groups:
+            self.group(group)
+            if len(self._valid_groups) >= _GROUPS_REMEMBERED:
+                self._valid_groups.clear()
+            self._valid_groups.add(group)
         kind = _GROUP_KINDS[levels[-2]]
         name = names.bundle(levels[-1]) if kind is Kind.BUNDLE else names.cluster(levels[-1])
         return Address(kind, group, name)
