@@ -250,7 +250,7 @@ class Aggregator:
             self.url,
             identifier=f"edgefleet-controller-{random.getrandbits(32):08x}",
             will=will,
-            queue_type=self._intake(),
+            intake=self._intake,
         ) as mqtt:
             await mqtt.publish(presence, _controller_presence(True), qos=1, retain=True)
             await mqtt.subscribe(f"{self.space.prefix}/summary/#", qos=INBOUND_QOS)
@@ -280,25 +280,18 @@ class Aggregator:
             finally:
                 await _stop([*tasks, *requests])
 
-    def _intake(self) -> type[asyncio.Queue[aiomqtt.Message]]:
-        """The queue aiomqtt puts every incoming message in, which handles fleet messages
-        (bundles, status, presence, summaries) on arrival and queues only join requests.
+    def _intake(self, topic: str, payload: bytes) -> bool:
+        """Handle a fleet message (bundle, status, presence, summary) as the client reads
+        it; leave join requests (False) to the session's `client.messages` loop.
 
         Iterating `client.messages` costs a task and an asyncio.wait per message: about
         two thirds of the controller's CPU per status message when it read 10,000 at once
         (docs/benchmarks.md, "Status ingest"). `handle` is synchronous and never raises,
-        so it can run inside the client's callback, on this event loop."""
-        aggregator = self
-
-        class Intake(asyncio.Queue[aiomqtt.Message]):
-            def put_nowait(self, item: aiomqtt.Message) -> None:
-                topic = item.topic.value
-                if aggregator._join_request(topic) is not None:
-                    super().put_nowait(item)
-                    return
-                aggregator.handle(topic, item.payload if isinstance(item.payload, bytes) else b"")
-
-        return Intake
+        so it can run inside the client's read callback, on this event loop."""
+        if self._join_request(topic) is not None:
+            return False
+        self.handle(topic, payload)
+        return True
 
     def _join_request(self, topic: str) -> str | None:
         """The client id of a join request on `topic`, or None for any other topic."""
