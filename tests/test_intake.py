@@ -1,4 +1,4 @@
-"""The controller's intake reads fleet messages straight from paho, reading ahead
+"""The controller's intake takes fleet messages off the socket before paho parses them
 (controller.publishing._read_directly). That reaches under aiomqtt's public API: these
 tests fail if aiomqtt or paho stop doing what it relies on, and pin that the
 controller still counts bad input and answers join requests through that path."""
@@ -6,6 +6,7 @@ controller still counts bad input and answers join requests through that path.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +128,94 @@ async def test_controller_counts_bad_input_it_reads_and_still_takes_join_request
                 what="the join request",
             )
             await writer.publish(space.presence(topic_root, "pi"), b"", qos=1, retain=True)
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    length, encoded = len(body), bytearray()
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        encoded.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes([first, *encoded]) + body
+
+
+def _publish(topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> bytes:
+    name = topic.encode()
+    mid = b"\x00\x07" if qos else b""
+    return _packet(0x30 | qos << 1 | retain, len(name).to_bytes(2, "big") + name + mid + payload)
+
+
+class _ChunkedSocket:
+    """Hands out `stream` in chunks of `size`, then has nothing more (BlockingIOError)."""
+
+    def __init__(self, stream: bytes, size: int) -> None:
+        self.chunks = [stream[at : at + size] for at in range(0, len(stream), size)]
+
+    def recv(self, size: int) -> bytes:
+        if not self.chunks:
+            raise BlockingIOError
+        return self.chunks.pop(0)
+
+    def send(self, buffer: bytes | bytearray) -> int:
+        return len(buffer)
+
+    def close(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 512, 1 << 20])
+def test_read_ahead_takes_qos0_publishes_and_gives_paho_everything_else_byte_for_byte(chunk: int) -> None:
+    taken = [
+        _publish("g/status/a", b'{"seq": 1}'),
+        _publish("g/status/b", b"x" * 20_000, retain=True),  # a 3-byte remaining length
+        _publish("g/presence/a", b""),
+    ]
+    for_paho = [
+        b"\x20\x02\x00\x00",  # CONNACK
+        b"\x90\x03\x00\x01\x00",  # SUBACK
+        _publish("fleet/register/pi", b"join"),  # declined by the intake
+        _publish("g/status/c", b"{}", qos=1),  # QoS 1: paho acknowledges it
+        b"\xd0\x00",  # PINGRESP
+    ]
+    stream = for_paho[0] + taken[0] + for_paho[1] + taken[1] + for_paho[2] + for_paho[3]
+    stream += taken[2] + for_paho[4]
+    seen: list[tuple[str, bytes]] = []
+
+    def intake(topic: str, payload: bytes) -> bool:
+        seen.append((topic, payload))
+        return "/register/" not in topic
+
+    sock = _ChunkedSocket(stream, chunk)
+    wrapper = publishing._ReadAhead(sock, intake)
+    read = bytearray()
+    while sock.chunks or wrapper.pending():
+        with contextlib.suppress(BlockingIOError):
+            read += wrapper.recv(5)  # paho's reads are small
+    assert bytes(read) == b"".join(for_paho)
+    assert seen == [
+        ("g/status/a", b'{"seq": 1}'),
+        ("g/status/b", b"x" * 20_000),
+        ("fleet/register/pi", b"join"),
+        ("g/presence/a", b""),
+    ]
+
+
+def test_read_ahead_hands_what_is_not_mqtt_to_paho_to_refuse() -> None:
+    garbage = b"\x30\xff\xff\xff\xff\x01rest"  # a remaining length of five bytes
+    wrapper = publishing._ReadAhead(_ChunkedSocket(garbage, 1 << 20), lambda topic, payload: True)
+    assert wrapper.recv(1 << 20) == garbage
+
+
+def test_read_ahead_survives_an_intake_that_raises() -> None:
+    def intake(topic: str, payload: bytes) -> bool:
+        raise RuntimeError("bug")
+
+    stream = _publish("g/status/a", b"{}") + b"\xd0\x00"
+    wrapper = publishing._ReadAhead(_ChunkedSocket(stream, 1 << 20), intake)
+    assert wrapper.recv(1 << 20) == b"\xd0\x00"
