@@ -65,9 +65,10 @@ c) End to end over Debian's Mosquitto as installed (tests.brokers.mosquitto;
    message handled to the last (or to the last before none came for `QUIET`
    seconds: "received" then says how many were lost): messages a second, this
    process's CPU (user + system), and how much of it went to handle(),
-   summaries() and refresh_registry(); the rest is the MQTT client (aiomqtt
-   on paho), asyncio and encoding the summaries. Mosquitto's CPU is read from
-   /proc/PID/stat.
+   summaries() and refresh_registry(); the rest is the MQTT client (the
+   controller's read-ahead socket, and paho and aiomqtt for what it leaves them),
+   asyncio and encoding the summaries. Mosquitto's CPU is read from
+   /proc/PID/stat. `--end-to-end-only` runs just this part (seconds, not minutes).
 d) Memory per tracked cluster, at `--memory-clusters` N (default 10,000 and
    100,000) x B: for each shape, one fresh child process reads VmRSS and
    another the bytes tracemalloc traces (Python allocations only: exact, but
