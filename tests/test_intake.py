@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,41 @@ async def test_intake_takes_a_retained_burst_as_read_and_leaves_the_rest_to_the_
             assert (message.topic.value, message.payload) == (f"{topic_root}/left", b"queued")
     finally:
         await _publish_retained(any_broker_url, [(t, b"") for t, _ in sent])
+
+
+async def test_pings_are_answered_while_the_intake_takes_a_stream_of_messages(
+    mosquitto_url: urls.BrokerUrl, topic_root: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mqtt")  # aiomqtt's logger, which paho logs to
+    taken: list[str] = []
+
+    def intake(topic: str, payload: bytes) -> bool:
+        taken.append(topic)
+        return True
+
+    # A 1 s keepalive: paho pings each second, and drops the connection if no answer comes.
+    reader = aiomqtt.Client(mosquitto_url.host, mosquitto_url.port, keepalive=1)
+    publishing._read_directly(reader, intake)
+
+    def answered() -> int:
+        return sum(r.getMessage() == "Received PINGRESP" for r in caplog.records)
+
+    async with reader, publishing.client(mosquitto_url) as writer:
+        await reader.subscribe(f"{topic_root}/status/+", qos=0)
+
+        async def stream() -> None:
+            while True:
+                await writer.publish(f"{topic_root}/status/pi", b"{}", qos=1)
+
+        streaming = asyncio.create_task(stream())
+        try:
+            await waiting.until_async(lambda: answered() >= 3, timeout=15, what="three answered pings")
+        finally:
+            streaming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await streaming
+        assert taken
+        await reader.publish(f"{topic_root}/still-connected", b"", qos=1)
 
 
 async def _publish_retained(url: urls.BrokerUrl, messages: list[tuple[str, bytes]]) -> None:
