@@ -641,6 +641,9 @@ def memory_child(shape: Shape, measured: str) -> None:
         note("registered")
         feed(aggregator, messages)
         check(aggregator, shape, 1)
+        # As the registry loop does within registry_interval: records what each agent says
+        # it reads (kept until then, per cluster) and re-reads the registry.
+        aggregator.refresh_registry(state)
         note("reporting")
         if measured == "rss" or shape.clusters <= TRACED_SUMMARIES_UP_TO:
             aggregator.summaries()  # what the table keeps for its summaries, as a running one has it
@@ -1035,7 +1038,8 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         headers = ["shape", *(f"traced: {s}" for s in STAGES), *(f"RSS: {s}" for s in STAGES)]
         print(table([*headers, "1M GiB", "target"], rows))
         print(
-            "registered = after refresh_registry; reporting = and one status from every cluster;\n"
+            "registered = after refresh_registry; reporting = and one status from every cluster, then\n"
+            "the next refresh_registry (which records the formats agents read);\n"
             "summarized = and one summaries() (what the table keeps for it; not traced past "
             f"{TRACED_SUMMARIES_UP_TO:,} clusters);\n1M = the larger summarized figure x 1,000,000"
         )

@@ -176,6 +176,8 @@ class Aggregator:
         registry holds for it is unknown here, and its first status must not be lost."""
         key = (root, cluster)
         formats = status.envelope_formats(document)
+        if formats == _READ_HERE:
+            formats = _READ_HERE  # one shared set, not one per cluster queued
         seen = self.table.clusters.get(key)
         if seen is not None and seen.registered and formats == self._formats_known.get(key, _READ_HERE):
             return
