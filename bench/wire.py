@@ -306,10 +306,8 @@ def machine() -> None:
     print(f"  zlib           {zlib.ZLIB_RUNTIME_VERSION}")
     print(f"  cryptography   {cryptography.__version__} ({backend.openssl_version_text()})")
     print(f"  msgpack        {'.'.join(map(str, msgpack.version))}")
-    print(
-        f"  defaults       codec {codecs.DEFAULT.value}, zstd level {codecs.ZSTD_LEVEL}, "
-        f"zlib level {codecs.ZLIB_LEVEL}"
-    )
+    sealed_with = ", ".join(f"format {v} {c.value}" for v, c in envelopes.DEFAULT_CODECS.items())
+    print(f"  defaults       {sealed_with}, zstd level {codecs.ZSTD_LEVEL}, zlib level {codecs.ZLIB_LEVEL}")
     print()
 
 

@@ -84,16 +84,16 @@ def decide(
     plans: Mapping[str, bundles.Plan],
     groups: Mapping[str, Group],
     previous: Mapping[str, Delivery],
-    formats: Mapping[str, int] | None = None,
+    formats: Mapping[str, int],
 ) -> Decision:
-    """`formats`: each group's envelope format (absent: 1)."""
+    """`formats`: each group's envelope format (`envelope_formats`; absent: 1)."""
     publish: list[Delivery] = []
     resend: list[Delivery] = []
     unchanged: list[str] = []
     for name, plan in sorted(plans.items()):
         before = previous.get(name)
         if plan.targets:
-            digest = content_digest(plan, (formats or {}).get(name, 1))
+            digest = content_digest(plan, formats.get(name, 1))
             same = before is not None and before.kind is DeliveryKind.MANIFEST and before.digest == digest
             if same and before is not None and before.acknowledged:
                 unchanged.append(name)
@@ -172,7 +172,7 @@ async def _send(
                     continue
                 state.acknowledge(delivery.bundle, delivery.group, delivery.generation)
                 report.published[delivery.group] = f"{delivery.kind.value} generation {delivery.generation}"
-                report.sealed[delivery.group] = (envelopes.format_of(payload), len(payload))
+                report.sealed[delivery.group] = (envelopes.parse(payload).format_version, len(payload))
     except errors.PublishError as exc:
         # The connection itself failed: whatever was not acknowledged stays pending for a retry.
         for delivery, _, _ in outgoing:

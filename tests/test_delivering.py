@@ -126,7 +126,7 @@ def test_decide_resends_unacknowledged_deliveries_as_recorded() -> None:
     plan = bundles.Plan(targeting.Group("west"), (), ())
     pending = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), False)
     decision = delivering.decide(
-        "app", {"west": plan}, {"west": Group("west", "root/west")}, {"west": pending}
+        "app", {"west": plan}, {"west": Group("west", "root/west")}, {"west": pending}, {}
     )
     assert decision.resend == (pending,) and decision.publish == ()
 

@@ -436,7 +436,7 @@ def test_signature_over_the_envelope_domain_never_verifies_as_a_reply(
 def test_signature_over_the_registration_domain_never_verifies_as_an_envelope(
     controller_key: keys.SigningKey,
 ) -> None:
-    codec = codecs.DEFAULT
+    codec = codecs.Codec.ZSTD
     body = codecs.compress(codec, canonical.encode({"anything": 1}))
     header = msgpack.packb([1, controller_key.key_id, codec.value, body], use_bin_type=True)
     signature = controller_key.sign(registration.DOMAIN + header)

@@ -1,7 +1,7 @@
 """Compression of manifest bodies, with the output capped while inflating.
 
-zstd is the default, by measurement (docs/benchmarks.md, "Codec choice"): on
-single-application bundles zlib is ~3 % (at most 24 bytes) smaller, on a large
+Format 1 envelopes are sealed with zstd, by measurement (docs/benchmarks.md,
+"Codec choice"): on single-application bundles zlib is ~3 % (at most 24 bytes) smaller, on a large
 bundle of many similar objects zstd is 25 % smaller; decompression is under 2 %
 of the agent's verify time with either. So bytes on the wire decide, and zstd
 loses little where bundles are small and wins where they are large. zlib stays
@@ -41,9 +41,6 @@ class Codec(enum.Enum):
     ZSTD = "zstd"
     ZLIB = "zlib"
     ZSTD_K8S1 = "zstd-k8s1"
-
-
-DEFAULT = Codec.ZSTD
 
 
 @functools.cache

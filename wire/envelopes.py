@@ -84,11 +84,6 @@ def seal(
     return sealed
 
 
-def format_of(sealed: bytes) -> int:
-    """The format version of an envelope this build sealed (its second byte: a msgpack fixint)."""
-    return sealed[1]
-
-
 def parse(data: bytes, *, caps: limits.Limits = limits.DEFAULT) -> Envelope:
     """Size-check and parse the outer structure; nothing is trusted yet."""
     if len(data) > caps.max_envelope_bytes:
