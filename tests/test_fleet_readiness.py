@@ -199,7 +199,7 @@ async def test_a_burst_beyond_the_brokers_queue_reaches_a_busy_controller(
             lambda: topic_root in aggregator._groups.values(), "the controller to know the group"
         )
         # Subscribed for sure: a probe status (retained) reaches the table.
-        probe = _status_document(topic_root, "probe")
+        probe = _status_of("probe", topic_root)
         async with aiomqtt.Client(broker_url.host, broker_url.port) as client:
             await client.publish(space.status(topic_root, "probe"), probe, qos=1, retain=True)
         await fleet.until(lambda: (topic_root, "probe") in aggregator.table.clusters, "the probe status")
@@ -221,15 +221,6 @@ async def test_a_burst_beyond_the_brokers_queue_reaches_a_busy_controller(
         )
 
 
-def _status_document(root: str, name: str) -> bytes:
-    return status.encode(
-        status.StatusDocument(
-            cluster=name, group=root, labels={}, agent_version="test", session=1, seq=1, ts=time.time(),
-            node=status.NodeFacts(kubernetes_version="", platform="", ready=None), bundles={},
-        )
-    )  # fmt: skip
-
-
 def _publish_statuses(
     url: urls.BrokerUrl,
     space: topics.Topics,
@@ -246,7 +237,7 @@ def _publish_statuses(
         sent = []
         for index in range(count):
             name = f"c{index:05d}"
-            document = _status_document(root, name)
+            document = _status_of(name, root)
             sent.append(publisher.publish(space.status(root, name), document, qos=1))
             if index == 0:
                 assert first.wait(timeout=30)  # the controller has taken the first one and is stuck
@@ -433,7 +424,7 @@ def test_a_restarted_controller_clears_summaries_of_bundles_gone_meanwhile(tmp_p
 # -- which envelope formats each agent reads ------------------------------------------------
 
 
-def _status_of(name: str, root: str = "edge/west", formats: list[int] | None = None, seq: int = 1) -> bytes:
+def _status_of(name: str, root: str = "edge/west", *, formats: list[int] | None = None, seq: int = 1) -> bytes:
     document: dict[str, object] = {
         "cluster": name,
         "group": root,

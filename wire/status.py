@@ -147,15 +147,18 @@ def decode_status(payload: bytes) -> StatusDocument:
         state = bundle.get("state")
         if type(state) is not str or state not in _STATE_NAMES:
             _check_bundle(name, bundle)
-    formats = doc.get("envelope_formats", [1])
+    _check_formats(doc.get("envelope_formats", [1]))
+    document: StatusDocument = doc  # type: ignore[assignment]  # validated above
+    return document
+
+
+def _check_formats(formats: object) -> None:
     if (
         type(formats) is not list
         or not 0 < len(formats) <= MAX_FORMATS
         or not all(type(v) is int and 0 < v < 2**16 for v in formats)
     ):
         raise errors.Malformed(f"status.envelope_formats must list 1 to {MAX_FORMATS} format versions")
-    document: StatusDocument = doc  # type: ignore[assignment]  # validated above
-    return document
 
 
 def envelope_formats(document: StatusDocument) -> frozenset[int]:
