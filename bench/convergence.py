@@ -276,7 +276,6 @@ async def rollout(
         "--state-dir", str(state_dir), "--broker", str(url),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    first: float | None = None
 
     def fresh() -> summaries.BundleSummary | None:
         doc = watcher.bundle

@@ -746,8 +746,6 @@ def _entry(
     stored = next(k for k in table_.clusters if k == key)  # the dict's own key tuple
     seen = table_.clusters[stored]
     add("Seen object (slotted: no __dict__)", seen)
-    if hasattr(seen, "__dict__"):  # none with slots
-        add("Seen object (slotted: no __dict__)", vars(seen))
     add("key tuple and names", stored)
     for text in (*stored, seen.name, seen.group):
         add("key tuple and names", text)

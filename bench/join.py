@@ -118,7 +118,6 @@ SPOT_CHECK = 20
 SETTLE_TIMEOUT = 30.0  # for the token's account to reach the broker, the controller to start
 JOIN_TIMEOUT = 300.0  # for any one join, in the driver: beyond it the join counts as failed
 STORM_TIMEOUT = 1800.0  # for the whole driver
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the driver: the joining agents, in their own process ---------------------------------------

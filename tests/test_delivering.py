@@ -6,7 +6,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgpack
 import pytest
 
 from controller import bundles, delivering, errors, keystore, targeting
@@ -135,8 +134,7 @@ def test_decide_resends_unacknowledged_deliveries_as_recorded() -> None:
 
 
 def _format_of(payload: bytes) -> int:
-    version: int = msgpack.unpackb(payload)[0]
-    return version
+    return envelopes.parse(payload).format_version
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-import msgpack
-
 from controller import delivering, publishing
 from tests import fleet as fleets
 from tests import mqtt
@@ -175,7 +173,7 @@ async def test_agents_that_read_format_2_are_sent_it_and_run_it(
         await fleet.apply(bundle)
         topic = fleets.T.bundle(topic_root, "plain-overlays")
         sealed = (await mqtt.retained(broker_url, topic, expect=1))[topic]
-        assert msgpack.unpackb(sealed)[0] == 2
+        assert envelopes.parse(sealed).format_version == 2
         await fleet.until(
             lambda: _image(prod) == f"{IMAGE}:5.0.2" and _image(lab) == f"{IMAGE}:5.0.1", "apply"
         )

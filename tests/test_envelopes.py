@@ -306,9 +306,7 @@ def test_format_2_names_variants_by_position_and_carries_no_ids() -> None:
     assert [t.deployment_id for t in decoded.targets] == [t.deployment_id for t in manifest.targets]
 
 
-def test_format_2_envelope_names_its_key_by_a_short_id(
-    signing_key: keys.SigningKey, trusted: keys.Keyring
-) -> None:
+def test_format_2_envelope_names_its_key_by_a_short_id(signing_key: keys.SigningKey) -> None:
     v1 = msgpack.unpackb(envelopes.seal(factories.manifest(), signing_key, version=1))
     v2 = msgpack.unpackb(envelopes.seal(factories.manifest(), signing_key, version=2))
     assert (v1[0], v1[1], v1[2]) == (1, signing_key.key_id, "zstd")

@@ -132,9 +132,6 @@ async def _pings_answered(mosquitto_url: urls.BrokerUrl, topic_root: str, pings:
     reader = aiomqtt.Client(mosquitto_url.host, mosquitto_url.port, keepalive=1)
     publishing._read_directly(reader, intake)
 
-    def answered() -> int:
-        return pings.answered
-
     async with reader, publishing.client(mosquitto_url) as writer:
         await reader.subscribe(f"{topic_root}/status/+", qos=0)
 
@@ -148,7 +145,7 @@ async def _pings_answered(mosquitto_url: urls.BrokerUrl, topic_root: str, pings:
         # publish, can swallow a cancellation and leave the stream running for good.
         streaming = asyncio.create_task(stream())
         try:
-            await waiting.until_async(lambda: answered() >= 3, timeout=15, what="three answered pings")
+            await waiting.until_async(lambda: pings.answered >= 3, timeout=15, what="three answered pings")
         finally:
             stop.set()
             await asyncio.wait_for(streaming, timeout=15)

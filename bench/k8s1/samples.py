@@ -45,7 +45,7 @@ WORDS = [
     "logger",
 ]
 # Items dropped after the benchmark bundles had been looked at (to keep the corpus independent of them):
-# port 9100, port name "mqtt"/1883, the "tier" label style, envFrom, "--config <file>" args.
+# port 9100, port name "mqtt"/1883, a "tier" label style, envFrom, "--config <file>" args.
 REGS = [
     "docker.io/library",
     "ghcr.io/acme",
@@ -69,40 +69,37 @@ def image(r: random.Random, n: str) -> str:
     return f"{r.choice(REGS)}/{n}:{tag}"
 
 
-def labels(r: random.Random, n: str, style: str, full: bool = True) -> dict[str, str]:
+def labels(r: random.Random, n: str, style: str) -> dict[str, str]:
     if style == "plain":
         return {"app": n}
-    if style == "tier":
-        return {"app": n, "tier": r.choice(["frontend", "backend", "db"])}
     out = {
         "app.kubernetes.io/name": n,
         "app.kubernetes.io/instance": n if r.random() < 0.5 else "release-" + n,
     }
-    if full:
-        if style == "helm":
-            v = f"{r.randint(0, 3)}.{r.randint(0, 9)}.{r.randint(0, 9)}"
-            out.update(
-                {
-                    "app.kubernetes.io/version": v,
-                    "app.kubernetes.io/managed-by": "Helm",
-                    "helm.sh/chart": f"{n}-{r.randint(0, 2)}.{r.randint(0, 9)}.{r.randint(0, 9)}",
-                }
-            )
-        elif r.random() < 0.5:
-            out.update(
-                {
-                    "app.kubernetes.io/component": r.choice(["server", "worker", "database"]),
-                    "app.kubernetes.io/part-of": n,
-                }
-            )
+    if style == "helm":
+        v = f"{r.randint(0, 3)}.{r.randint(0, 9)}.{r.randint(0, 9)}"
+        out.update(
+            {
+                "app.kubernetes.io/version": v,
+                "app.kubernetes.io/managed-by": "Helm",
+                "helm.sh/chart": f"{n}-{r.randint(0, 2)}.{r.randint(0, 9)}.{r.randint(0, 9)}",
+            }
+        )
+    elif r.random() < 0.5:
+        out.update(
+            {
+                "app.kubernetes.io/component": r.choice(["server", "worker", "database"]),
+                "app.kubernetes.io/part-of": n,
+            }
+        )
     return out
 
 
-def selector_labels(r: random.Random, labels: dict[str, str]) -> dict[str, str]:
+def selector_labels(labels: dict[str, str]) -> dict[str, str]:
     return {
         k: v
         for k, v in labels.items()
-        if k in ("app", "app.kubernetes.io/name", "app.kubernetes.io/instance", "tier")
+        if k in ("app", "app.kubernetes.io/name", "app.kubernetes.io/instance")
     }
 
 
@@ -173,7 +170,7 @@ def workload(
         pod["nodeSelector"] = {"kubernetes.io/arch": r.choice(["arm64", "amd64"])}
     if r.random() < 0.2:
         pod["securityContext"] = {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000}
-    sel = selector_labels(r, labels)
+    sel = selector_labels(labels)
     spec = {
         "selector": {"matchLabels": sel},
         "template": {"metadata": {"labels": dict(sel) if r.random() < 0.5 else dict(labels)}, "spec": pod},
@@ -197,7 +194,7 @@ def service(
         p["name"] = pname
     if r.random() < 0.5:
         p["protocol"] = "TCP"
-    spec = {"selector": selector_labels(r, labels), "ports": [p]}
+    spec = {"selector": selector_labels(labels), "ports": [p]}
     if r.random() < 0.5:
         spec["type"] = r.choice(["ClusterIP", "ClusterIP", "NodePort", "LoadBalancer"])
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta(r, n, labels, ns), "spec": spec}
@@ -219,9 +216,7 @@ def configmap(r: random.Random, n: str, labels: dict[str, str], ns: str) -> dict
     }
 
 
-def extras(
-    r: random.Random, n: str, labels: dict[str, str], ns: str, port: int, pname: str
-) -> list[dict[str, Any]]:
+def extras(r: random.Random, n: str, labels: dict[str, str], ns: str, port: int) -> list[dict[str, Any]]:
     out = []
     if r.random() < 0.3:
         out.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(r, n, labels, ns)})
@@ -307,7 +302,7 @@ def extras(
                 "apiVersion": "policy/v1",
                 "kind": "PodDisruptionBudget",
                 "metadata": meta(r, n, labels, ns),
-                "spec": {"minAvailable": 1, "selector": {"matchLabels": selector_labels(r, labels)}},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": selector_labels(labels)}},
             }
         )
     if r.random() < 0.1:
@@ -341,7 +336,7 @@ def app(r: random.Random) -> App:
     objs.append(wl)
     if r.random() < 0.8:
         objs.append(service(r, n, app_labels, ns, port, pname))
-    objs += extras(r, n, app_labels, ns, port, pname)
+    objs += extras(r, n, app_labels, ns, port)
     return n, ns, objs
 
 
