@@ -522,11 +522,11 @@ class Metered(Timed):
     def mark(self, wall: float) -> Mark:
         broker = processes.cpu_seconds(self.broker_pid) if self.broker_pid is not None else 0.0
         return Mark(
-            wall, cpu_seconds(), self.handle_seconds, self.summary_seconds, self.registry_seconds, broker
+            wall, own_cpu_seconds(), self.handle_seconds, self.summary_seconds, self.registry_seconds, broker
         )
 
 
-def cpu_seconds() -> float:
+def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -612,10 +612,7 @@ def end_to_end(workdir: Path, shape: Shape) -> EndToEnd:
 
 
 def rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    return processes.status_kib("self", "VmRSS") * 1024
 
 
 def memory_child(shape: Shape, measured: str) -> None:

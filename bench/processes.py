@@ -19,15 +19,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM of process `pid` in MiB (0.0 once it is gone)."""
+def status_kib(pid: int | str, field: str) -> int:
+    """A kB field of /proc/<pid>/status (`pid` "self" for this process); 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
     except OSError:
         pass
-    return 0.0
+    return 0
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of process `pid` in MiB (0.0 once it is gone)."""
+    return status_kib(pid, "VmHWM") / 1024
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
