@@ -42,9 +42,9 @@ def free_port() -> int:
         return port
 
 
-def accepts(port: int) -> bool:
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with socket.create_connection((host, port), timeout=0.2):
             return True
     except OSError:
         return False
@@ -103,41 +103,105 @@ def mosquitto_process(
     anonymous: bool = True,
 ) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
     """`mosquitto`, with its process too (benchmarks read its CPU and memory)."""
-    binary = mosquitto_binary()
-    if binary is None:
-        raise RuntimeError("mosquitto is not installed; `make test` installs the Debian package")
-    port = free_port()
-    config = workdir / "mosquitto.conf"
-    # Started as root, mosquitto drops to user "mosquitto", who cannot read the test's files.
-    listener = f"user {pwd.getpwuid(os.getuid()).pw_name}\nlistener {port} 127.0.0.1\n"
-    if tls is not None:
-        listener += f"cafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}\n"
-    config.write_text(
-        listener + f"allow_anonymous {'true' if anonymous else 'false'}\n"
-        "persistence false\n"
-        "log_dest stderr\n"
-        "log_type error\n"
-        "log_type warning\n" + extra_config
-    )
-    log = (workdir / "mosquitto.log").open("wb")
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with Mosquitto(workdir, extra_config=extra_config, tls=tls, anonymous=anonymous) as broker:
+        assert broker.process is not None
+        yield broker.url, broker.process
+
+
+class Mosquitto:
+    """A Mosquitto process that tests can stop, kill and start again on the same port.
+
+    `persistence`: keep retained messages in `workdir` across a restart (saved on a
+    clean stop, and `autosave_interval` seconds after changes otherwise); without
+    it a restart starts from an empty store. `host` is where it listens (a network
+    namespace test gives the address of its own veth)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        persistence: bool = False,
+        autosave_interval: int = 1,
+        extra_config: str = "",
+        tls: tlscerts.TlsFiles | None = None,
+        anonymous: bool = True,
+    ) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError("mosquitto is not installed; `make test` installs the Debian package")
+        self._binary = binary
+        self.workdir = workdir
+        self.host = host
+        self.port = port or free_port()
+        self.config = workdir / "mosquitto.conf"
+        self.log_path = workdir / "mosquitto.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        # Started as root, mosquitto drops to user "mosquitto", who cannot read the test's files.
+        listener = f"user {pwd.getpwuid(os.getuid()).pw_name}\nlistener {self.port} {host}\n"
+        if tls is not None:
+            listener += f"cafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}\n"
+        stored = (
+            f"persistence true\npersistence_location {workdir}/\nautosave_interval {autosave_interval}\n"
+            if persistence
+            else "persistence false\n"
+        )
+        self.config.write_text(
+            listener + f"allow_anonymous {'true' if anonymous else 'false'}\n" + stored + "log_dest stderr\n"
+            "log_type error\n"
+            "log_type warning\n"
+            "log_type notice\n" + extra_config
+        )
+        self.url = (
+            urls.BrokerUrl(host, self.port, tls=True, ca_file=str(tls.ca))
+            if tls is not None
+            else urls.BrokerUrl(host, self.port)
+        )
+
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        assert self.process is None, "already running"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [self._binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        self.starts += 1
+        process = self.process
         waiting.until(
-            lambda: process.poll() is not None or accepts(port), timeout=10, what="mosquitto to listen"
+            lambda: process.poll() is not None or accepts(self.port, self.host),
+            timeout=10,
+            what="mosquitto to listen",
         )
         if process.poll() is not None:
-            raise RuntimeError(
-                f"mosquitto exited with {process.returncode}: {(workdir / 'mosquitto.log').read_text()}"
-            )
-        if tls is not None:
-            yield urls.BrokerUrl("127.0.0.1", port, tls=True, ca_file=str(tls.ca)), process
+            self.process = None
+            raise RuntimeError(f"mosquitto exited with {process.returncode}: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM): clients get no goodbye, a persistent store is saved."""
+        self._end(kill=False)
+
+    def kill(self) -> None:
+        """A crash (SIGKILL): whatever was not saved yet is lost."""
+        self._end(kill=True)
+
+    def _end(self, *, kill: bool) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
         else:
-            yield urls.BrokerUrl("127.0.0.1", port), process
-    finally:
-        process.terminate()
+            process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()

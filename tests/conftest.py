@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from broker import embedded
-from tests import brokers, tlscerts
+from tests import brokers, recovery, tlscerts
 from wire import keys, urls
 
 
@@ -59,3 +59,12 @@ def trusted(signing_key: keys.SigningKey) -> keys.Keyring:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault matrix's recovery times, as measured in this run (tests/recovery.py)."""
+    if recovery.RECORDED:
+        terminalreporter.section("recovery times (docs/reliability.md)")
+        for line in recovery.report_lines():
+            terminalreporter.write_line(line)
+        recovery.write_json()
