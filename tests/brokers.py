@@ -114,7 +114,8 @@ class Mosquitto:
     `persistence`: keep retained messages in `workdir` across a restart (saved on a
     clean stop, and `autosave_interval` seconds after changes otherwise); without
     it a restart starts from an empty store. `host` is where it listens (a network
-    namespace test gives the address of its own veth)."""
+    namespace test gives the address of its own veth). `log_connections`: log each
+    client's address (a NAT test reads whom the broker saw)."""
 
     def __init__(
         self,
@@ -127,6 +128,7 @@ class Mosquitto:
         extra_config: str = "",
         tls: tlscerts.TlsFiles | None = None,
         anonymous: bool = True,
+        log_connections: bool = False,
     ) -> None:
         binary = mosquitto_binary()
         if binary is None:
@@ -151,8 +153,7 @@ class Mosquitto:
         self.config.write_text(
             listener + f"allow_anonymous {'true' if anonymous else 'false'}\n" + stored + "log_dest stderr\n"
             "log_type error\n"
-            "log_type warning\n"
-            "log_type notice\n" + extra_config
+            "log_type warning\n" + ("log_type notice\n" if log_connections else "") + extra_config
         )
         self.url = (
             urls.BrokerUrl(host, self.port, tls=True, ca_file=str(tls.ca))
