@@ -13,7 +13,9 @@ The same session answers join requests (controller.registering) and, every
 revocations) and pushes rights changes to the broker.
 
 A restarted controller rebuilds the same table, because every input it reads
-is retained. The registry (SQLite) is re-read every `registry_interval`, so
+is retained. After each subscription it checks that the broker still holds
+every group's bundles as the state says, and puts back what is missing
+(controller.restoring). The registry (SQLite) is re-read every `registry_interval`, so
 groups and clusters added by the CLI are picked up without a restart.
 """
 
@@ -33,7 +35,7 @@ from typing import Any
 
 import aiomqtt
 
-from controller import keystore, publishing, readiness_table, registering, security
+from controller import keystore, publishing, readiness_table, registering, restoring, security
 from controller.identities import Identities
 from controller.state import State
 from wire import envelopes, keys, status, topics, urls
@@ -94,6 +96,16 @@ class Aggregator:
     # statuses said since, to record at the next registry refresh.
     _formats_known: dict[tuple[str, str], frozenset[int] | None] = field(default_factory=dict)
     _formats_heard: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
+    # (topic root, bundle) -> generation of the envelope last read on that topic (controller.restoring).
+    bundles_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    restored: int = 0  # envelopes published again because the broker did not hold them
+    checks: int = 0  # checks of the retained bundles done
+    # Markers sent through the broker: number -> topic roots subscribed when it was sent.
+    _markers: dict[int, frozenset[str]] = field(default_factory=dict)
+    _marker: int = 0
+    _sync_topic: str = ""
+    _returned: asyncio.Event = field(default_factory=asyncio.Event)
+    _to_check: frozenset[str] = frozenset()
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -140,10 +152,12 @@ class Aggregator:
                 return
             if address.kind is topics.Kind.BUNDLE:
                 if not payload:
+                    self.bundles_seen.pop((address.group, address.name), None)  # cleared: restore it
                     return
                 manifest = envelopes.verify(
                     payload, trusted=self._trusted, group=address.group, bundle=address.name
                 )
+                self.bundles_seen[(address.group, address.name)] = manifest.generation
                 changed = self.table.manifest(address.group, manifest)
             elif address.kind is topics.Kind.STATUS:
                 document = status.decode_status(payload)
@@ -248,12 +262,12 @@ class Aggregator:
     async def _session(self, state: State) -> None:
         presence = self.space.controller()
         will = aiomqtt.Will(presence, _controller_presence(False), qos=1, retain=True)
-        async with publishing.client(
-            self.url,
-            identifier=f"edgefleet-controller-{random.getrandbits(32):08x}",
-            will=will,
-            intake=self._intake,
-        ) as mqtt:
+        identifier = f"edgefleet-controller-{random.getrandbits(32):08x}"
+        self._sync_topic = self.space.controller_sync(identifier)
+        self._markers = {}
+        self.bundles_seen.clear()  # what this session's subscriptions deliver is what the broker holds
+        async with publishing.client(self.url, identifier=identifier, will=will, intake=self._intake) as mqtt:
+            await mqtt.subscribe(self._sync_topic, qos=INBOUND_QOS)
             await mqtt.publish(presence, _controller_presence(True), qos=1, retain=True)
             await mqtt.subscribe(f"{self.space.prefix}/summary/#", qos=INBOUND_QOS)
             await mqtt.subscribe(self.space.register_filter(), qos=INBOUND_QOS)
@@ -262,6 +276,7 @@ class Aggregator:
                 asyncio.create_task(self._registry_loop(state, mqtt, subscribed)),
                 asyncio.create_task(self._publish_loop(mqtt)),
                 asyncio.create_task(self._security_loop(state, mqtt)),
+                asyncio.create_task(self._restore_loop(state, mqtt)),
             ]
             requests: set[asyncio.Task[None]] = set()
             try:
@@ -290,6 +305,9 @@ class Aggregator:
         two thirds of the controller's CPU per status message when it read 10,000 at once
         (docs/benchmarks.md, "Status ingest"). `handle` is synchronous and never raises,
         so it can run inside the client's read callback, on this event loop."""
+        if topic == self._sync_topic:
+            self._marker_returned(payload)
+            return True
         if self._join_request(topic) is not None:
             return False
         self.handle(topic, payload)
@@ -333,11 +351,68 @@ class Aggregator:
                 await mqtt.subscribe(f"{root}/{kind}/+", qos=INBOUND_QOS)
             subscribed.add(root)
 
+    # -- restoring retained bundles (controller.restoring) -------------------------------------
+
+    async def _send_marker(self, mqtt: aiomqtt.Client, subscribed: set[str]) -> None:
+        """Send ourselves a marker: when it is back, the retained bundles of `subscribed` are in."""
+        self._marker += 1
+        self._markers[self._marker] = frozenset(subscribed)
+        await mqtt.publish(self._sync_topic, str(self._marker).encode(), qos=0)
+
+    def _marker_returned(self, payload: bytes) -> None:
+        try:
+            number = int(payload)
+        except ValueError:
+            return
+        roots = self._markers.pop(number, None)
+        for older in [n for n in self._markers if n < number]:
+            del self._markers[older]  # lost on the way (QoS 0): this one covers them
+        if roots:
+            self._to_check = roots
+            self._returned.set()
+
+    async def _restore_loop(self, state: State, mqtt: aiomqtt.Client) -> None:
+        while True:
+            await self._returned.wait()
+            self._returned.clear()
+            try:
+                await self._restore(state, mqtt, self._to_check)
+                self.checks += 1
+            except aiomqtt.MqttError as exc:
+                log.warning("restoring retained bundles failed (%s); the next check retries", exc)
+            except Exception:  # the next check retries whatever did not happen
+                log.exception("restoring retained bundles failed; the next check retries")
+
+    async def _restore(self, state: State, mqtt: aiomqtt.Client, checked: frozenset[str]) -> None:
+        for item in restoring.restorations(state.sealed(), self.bundles_seen, checked):
+            payload = restoring.envelope(item, state.envelopes(item.bundle, item.group))
+            if payload is None:
+                continue
+            topic = self.space.bundle(item.topic_root, item.bundle)
+            await mqtt.publish(topic, payload, qos=1, retain=True)
+            self.restored += 1
+            if item.pending:
+                state.acknowledge(item.bundle, item.group, item.generation, payload)
+                log.warning(
+                    "%s generation %d for group %s was committed but never reached the broker; sent it",
+                    item.bundle,
+                    item.generation,
+                    item.group,
+                )
+            else:
+                log.warning(
+                    "the broker no longer held %s generation %d for group %s; published it again",
+                    item.bundle,
+                    item.generation,
+                    item.group,
+                )
+
     async def _registry_loop(self, state: State, mqtt: aiomqtt.Client, subscribed: set[str]) -> None:
         while True:
             try:
                 self.refresh_registry(state)
                 await self._subscribe(mqtt, set(self._groups.values()), subscribed)
+                await self._send_marker(mqtt, subscribed)
             except aiomqtt.MqttError as exc:
                 log.warning("subscribing failed (%s); retrying", exc)
             except Exception:  # a registry read must not end the loop for good

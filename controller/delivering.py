@@ -162,6 +162,9 @@ def _message(
 async def _send(
     state: State, url: urls.BrokerUrl, report: Report, outgoing: list[tuple[Delivery, str, bytes]]
 ) -> None:
+    for delivery, _, payload in outgoing:
+        # Sealed before sent: a controller that outlives this process can finish the delivery.
+        state.seal(delivery.bundle, delivery.group, delivery.generation, payload)
     try:
         async with publishing.connect(url) as publisher:
             for delivery, topic, payload in outgoing:
@@ -170,7 +173,7 @@ async def _send(
                 except errors.PublishError as exc:
                     report.failed[delivery.group] = str(exc)
                     continue
-                state.acknowledge(delivery.bundle, delivery.group, delivery.generation)
+                state.acknowledge(delivery.bundle, delivery.group, delivery.generation, payload)
                 report.published[delivery.group] = f"{delivery.kind.value} generation {delivery.generation}"
                 report.sealed[delivery.group] = (envelopes.parse(payload).format_version, len(payload))
     except errors.PublishError as exc:

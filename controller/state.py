@@ -13,6 +13,13 @@ each delivery is marked done when the broker acknowledges it. A crash or a
 broker failure therefore leaves pending rows, and the next `apply` sends
 them again; generations never go backwards because the counter is committed
 before use.
+
+Each delivery also keeps two sealed envelopes: the one intended (`payload`,
+written once sealed, before it is sent) and the one the broker last
+acknowledged (`held_payload` at `held_generation`). The running controller
+uses them (controller.restoring) to finish a delivery an interrupted `apply`
+left pending and to put back a retained bundle the broker lost, byte for
+byte, without rendering or signing anything.
 """
 
 from __future__ import annotations
@@ -104,6 +111,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     digest TEXT NOT NULL,
     deployments TEXT NOT NULL,
     acknowledged INTEGER NOT NULL,
+    payload BLOB,
+    held_generation INTEGER,
+    held_payload BLOB,
     PRIMARY KEY (bundle, group_name)
 );
 """
@@ -117,6 +127,9 @@ _ADDED_CLUSTER_COLUMNS = {
     # JSON list of the envelope format versions the cluster's agent says it reads (NULL: not heard yet).
     "envelope_formats": "TEXT",
 }
+
+# Columns added to `deliveries` for restoring retained bundles, for databases created before it.
+_ADDED_DELIVERY_COLUMNS = {"payload": "BLOB", "held_generation": "INTEGER", "held_payload": "BLOB"}
 
 
 def _private(path: Path) -> None:
@@ -168,6 +181,26 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Sealed:
+    """Which envelopes a delivery keeps, as the running controller restores them (controller.restoring)."""
+
+    bundle: str
+    group: str
+    topic_root: str
+    generation: int
+    acknowledged: bool
+    sealed: bool  # the envelope for `generation` is kept (`Envelopes.payload`)
+    held_generation: int | None  # the generation the broker last acknowledged for this group
+
+
+@dataclass(frozen=True)
+class Envelopes:
+    row: Sealed
+    payload: bytes | None  # sealed for row.generation
+    held_payload: bytes | None  # last acknowledged, at row.held_generation
+
+
+@dataclass(frozen=True)
 class BundleRecord:
     name: str
     generation: int
@@ -195,10 +228,11 @@ class State:
 
     def _migrate(self) -> None:
         """Add columns that later versions introduced to a database an earlier one made."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(clusters)")}
-        for column, declaration in _ADDED_CLUSTER_COLUMNS.items():
-            if column not in have:
-                self._db.execute(f"ALTER TABLE clusters ADD COLUMN {column} {declaration}")
+        for table, added in (("clusters", _ADDED_CLUSTER_COLUMNS), ("deliveries", _ADDED_DELIVERY_COLUMNS)):
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column, declaration in added.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     @classmethod
     def open(cls, state_dir: Path) -> State:
@@ -376,8 +410,13 @@ class State:
                 (bundle, generation, now, int(deleted)),
             )
             for delivery in intended:
+                # An upsert, not a replace: what the broker holds (held_*) stays known.
                 db.execute(
-                    "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                    "INSERT INTO deliveries (bundle, group_name, topic_root, kind, generation, digest, "
+                    "deployments, acknowledged, payload) VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL) "
+                    "ON CONFLICT(bundle, group_name) DO UPDATE SET topic_root = excluded.topic_root, "
+                    "kind = excluded.kind, generation = excluded.generation, digest = excluded.digest, "
+                    "deployments = excluded.deployments, acknowledged = 0, payload = NULL",
                     (
                         bundle,
                         delivery.group,
@@ -390,13 +429,43 @@ class State:
                 )
         return BundleRecord(bundle, generation, now, deleted)
 
-    def acknowledge(self, bundle: str, group: str, generation: int) -> None:
+    def seal(self, bundle: str, group: str, generation: int, payload: bytes) -> None:
+        """Keep the envelope sealed for a pending delivery, so a restart can send it as it is."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE deliveries SET acknowledged = 1 "
-                "WHERE bundle = ? AND group_name = ? AND generation = ?",
-                (bundle, group, generation),
+                "UPDATE deliveries SET payload = ? WHERE bundle = ? AND group_name = ? AND generation = ?",
+                (payload, bundle, group, generation),
             )
+
+    def acknowledge(self, bundle: str, group: str, generation: int, payload: bytes) -> None:
+        """The broker took `payload` for this delivery: it is what the group's topic now holds.
+
+        A late acknowledgement of an older generation changes nothing."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET acknowledged = 1, held_generation = generation, held_payload = ? "
+                "WHERE bundle = ? AND group_name = ? AND generation = ?",
+                (payload, bundle, group, generation),
+            )
+
+    def sealed(self) -> list[Sealed]:
+        """Every delivery, with which envelopes it keeps (not the envelopes: see `envelopes`)."""
+        rows = self._db.execute(
+            "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
+            "held_generation FROM deliveries ORDER BY bundle, group_name"
+        ).fetchall()
+        return [Sealed(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]) for r in rows]
+
+    def envelopes(self, bundle: str, group: str) -> Envelopes | None:
+        """One delivery and the envelopes it keeps, as they are now."""
+        r = self._db.execute(
+            "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
+            "held_generation, payload, held_payload FROM deliveries WHERE bundle = ? AND group_name = ?",
+            (bundle, group),
+        ).fetchone()
+        if r is None:
+            return None
+        return Envelopes(Sealed(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]), r[7], r[8])
 
     def bundles(self) -> list[BundleRecord]:
         rows = self._db.execute(

@@ -135,6 +135,7 @@ class Mosquitto:
             raise RuntimeError("mosquitto is not installed; `make test` installs the Debian package")
         self._binary = binary
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"

@@ -109,6 +109,10 @@ class Topics:
     def controller(self) -> str:
         return f"{self.prefix}/controller"
 
+    def controller_sync(self, client_id: str) -> str:
+        """Where a controller sends itself markers through the broker (controller.restoring)."""
+        return f"{self.prefix}/controller/sync/{names.cluster(client_id)}"
+
     def parse(self, topic: str) -> Address:
         """Return what `topic` addresses; raise InvalidName for anything else."""
         if self._is_under_prefix(topic):

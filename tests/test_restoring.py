@@ -1,0 +1,64 @@
+"""What the running controller puts back on the broker (controller.restoring): decisions only."""
+
+from __future__ import annotations
+
+from controller import restoring
+from controller.state import Envelopes, Sealed
+
+ROOT = "edge/west"
+
+
+def _row(
+    generation: int = 3, *, acknowledged: bool = True, sealed: bool = True, held: int | None = 3
+) -> Sealed:
+    return Sealed("app", "west", ROOT, generation, acknowledged, sealed, held)
+
+
+def test_an_acknowledged_bundle_the_broker_lost_is_restored_at_its_generation() -> None:
+    [restore] = restoring.restorations([_row()], {}, {ROOT})
+    assert (restore.generation, restore.pending) == (3, False)
+
+
+def test_a_bundle_the_broker_holds_at_its_generation_is_left_alone() -> None:
+    assert restoring.restorations([_row()], {(ROOT, "app"): 3}, {ROOT}) == []
+
+
+def test_an_older_envelope_seen_last_is_replaced() -> None:
+    [restore] = restoring.restorations([_row()], {(ROOT, "app"): 2}, {ROOT})
+    assert restore.generation == 3
+
+
+def test_a_sealed_pending_delivery_is_sent_rather_than_the_older_one_held() -> None:
+    row = _row(4, acknowledged=False, held=3)
+    [restore] = restoring.restorations([row], {(ROOT, "app"): 3}, {ROOT})
+    assert (restore.generation, restore.pending) == (4, True)
+
+
+def test_a_pending_delivery_never_sealed_falls_back_to_what_was_held() -> None:
+    row = _row(4, acknowledged=False, sealed=False, held=3)
+    [restore] = restoring.restorations([row], {}, {ROOT})
+    assert (restore.generation, restore.pending) == (3, False)
+    assert restoring.restorations([row], {(ROOT, "app"): 3}, {ROOT}) == []
+
+
+def test_nothing_is_decided_for_roots_not_checked_yet_or_without_envelopes() -> None:
+    assert restoring.restorations([_row()], {}, set()) == []
+    assert restoring.restorations([_row(sealed=False, held=None)], {}, {ROOT}) == []
+
+
+def test_the_envelope_is_read_again_and_dropped_if_the_state_moved_on() -> None:
+    held = restoring.Restore("app", "west", ROOT, 3, False)
+    now = Envelopes(_row(), b"three", b"three")
+    assert restoring.envelope(held, now) == b"three"
+    # An apply committed and sealed generation 4 meanwhile: it is sent, not 3.
+    assert restoring.envelope(held, Envelopes(_row(4, acknowledged=False, held=3), b"four", b"three")) is None
+    pending = restoring.Restore("app", "west", ROOT, 4, True)
+    assert restoring.envelope(pending, Envelopes(_row(4, acknowledged=False, held=3), b"four", b"three")) == (
+        b"four"
+    )
+    # Acknowledged by the apply meanwhile, or replaced by generation 5: not ours to send.
+    assert restoring.envelope(pending, Envelopes(_row(4, held=4), b"four", b"four")) is None
+    assert (
+        restoring.envelope(pending, Envelopes(_row(5, acknowledged=False, held=3), b"five", b"three")) is None
+    )
+    assert restoring.envelope(pending, None) is None
