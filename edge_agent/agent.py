@@ -11,8 +11,9 @@ Transient failures retry with backoff; permanent ones wait for a new
 manifest. Nothing raised by a message or by the cluster stops the agent.
 
 Every bundle has a status (edge_agent.reporting): WaitApplied when a
-manifest arrives, ErrApplied when applying fails, then what observing its
-objects shows (NotReady, Modified, Ready). Observation repeats (faster while
+manifest arrives, ErrApplied when applying fails (kept, with the reason,
+while retrying), then what observing its objects shows (NotReady,
+Modified, Ready). Observation repeats (faster while
 something is not ready) and finds drift; with correctDrift the agent
 re-applies and says so. The status document is published retained on
 change (coalesced) and as a heartbeat; presence is published on connect,
@@ -223,10 +224,14 @@ class Agent:
 
     async def _worker(self, bundle: str, work: _Work) -> None:
         backoff = self._retry_backoff()
+        retrying: manifests.Manifest | None = None  # the manifest whose last attempt failed transiently
         while True:
             work.changed.clear()
             manifest = work.manifest
-            self._set_status(bundle, status.State.WAIT_APPLIED, manifest, message="applying")
+            if manifest is not retrying:
+                # A retry keeps showing ErrApplied and why: an attempt that hangs until the
+                # request timeout must not hide the error behind "applying".
+                self._set_status(bundle, status.State.WAIT_APPLIED, manifest, message="applying")
             work.failed = False
             try:
                 running = await self._offload(self._execute, manifest)
@@ -253,9 +258,11 @@ class Agent:
                         delay,
                     )
                 work.failed = True
+                retrying = manifest
                 self._set_status(bundle, status.State.ERR_APPLIED, manifest, message=f"{exc} (retrying)")
                 await _wait(work.changed, delay)
                 continue
+            retrying = None
             if work.manifest is manifest:
                 work.pending = False
                 await work.changed.wait()

@@ -11,7 +11,9 @@ carry it, so the agent never deletes what it does not own.
 Kubernetes errors are classified here (edge_agent.errors): invalid or
 forbidden objects are permanent; server errors, timeouts, and a missing
 namespace or API kind (another bundle may be about to create it) are
-transient.
+transient. Every request, discovery included, carries the applier's request
+timeout: an API that hangs costs one timeout and a retry, never the worker
+thread (which holds the cluster lock) for good.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -27,11 +30,12 @@ from typing import Any, Protocol
 import kubernetes
 import urllib3
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic import discovery as dynamic_discovery
 from kubernetes.dynamic import exceptions as dynamic_errors
 
 from edge_agent import errors
 from edge_agent.reporting import Observed
-from edge_agent.store import ObjectRef
+from edge_agent.store import ObjectRef, write_atomic
 from wire import manifests, status
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ FIELD_MANAGER = "edgefleet"
 BUNDLE_LABEL = "edgefleet.io/bundle"
 
 # Per request: connect within 5 s, answer within 30 s; a hung API is a transient error.
-REQUEST_TIMEOUT = (5.0, 30.0)
+REQUEST_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 # A CRD is normally Established within a second; a minute means the API server is unwell.
 CRD_ESTABLISH_TIMEOUT = 60.0
 CRD_POLL_INTERVAL = 0.1
@@ -86,6 +90,41 @@ class Applier(Protocol):
     def facts(self) -> status.NodeFacts: ...
 
 
+class _Discoverer(dynamic_discovery.LazyDiscoverer):
+    """The client's discovery, with its cache file written atomically.
+
+    The cache lives in the state directory, whose files are always either the
+    old version or the new one: the client's own write truncates first, so a
+    full disk would leave an empty cache behind.
+    """
+
+    def __init__(self, client: Any, cache_file: str | None) -> None:
+        self._cache_path = Path(cache_file) if cache_file else None
+        super().__init__(client, cache_file)
+
+    def _write_cache(self) -> None:
+        if self._cache_path is None:
+            super()._write_cache()
+            return
+        try:
+            body = json.dumps(self._cache, cls=dynamic_discovery.CacheEncoder).encode()
+            write_atomic(self._cache_path, body)
+        except (errors.StateError, TypeError, ValueError) as exc:  # a cache: discovery still works without it
+            log.warning("discovery cache not saved: %s", exc)
+
+
+class _TimedClient(DynamicClient):
+    """A DynamicClient whose every request, discovery included, gives up after `timeout`."""
+
+    def __init__(self, client: kubernetes.client.ApiClient, *, cache_file: str | None, timeout: Any) -> None:
+        self._timeout = timeout  # before super(): discovery starts in the constructor
+        super().__init__(client, cache_file=cache_file, discoverer=_Discoverer)
+
+    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        params.setdefault("_request_timeout", self._timeout)
+        return super().request(method, path, body, **params)
+
+
 def api_client(*, kubeconfig: Path | None = None, in_cluster: bool = False) -> kubernetes.client.ApiClient:
     configuration = kubernetes.client.Configuration()
     try:
@@ -107,17 +146,27 @@ class KubeApplier:
         *,
         discovery_cache: Path | None = None,
         pause: Callable[[float], None] = time.sleep,
+        request_timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
     ) -> None:
+        """`request_timeout`: seconds for a whole request, or (connect, read) seconds."""
         self._client = client
         self._cache = discovery_cache
         self._dynamic: DynamicClient | None = None
+        # The client's discovery cache is not thread-safe, and node facts and a worker both
+        # look kinds up: concurrent lookups failed with KeyError while it filled itself.
+        self._discovering = threading.RLock()
         self._pause = pause
+        self._timeout = request_timeout
 
     def _api(self) -> DynamicClient:
+        with self._discovering:
+            return self._discovered()
+
+    def _discovered(self) -> DynamicClient:
         if self._dynamic is None:
             try:
-                self._dynamic = DynamicClient(
-                    self._client, cache_file=str(self._cache) if self._cache else None
+                self._dynamic = _TimedClient(
+                    self._client, cache_file=str(self._cache) if self._cache else None, timeout=self._timeout
                 )
             except Exception as exc:  # discovery on first contact: any failure is "cluster unreachable"
                 raise _classify(exc, "API discovery") from exc
@@ -125,7 +174,8 @@ class KubeApplier:
 
     def _resource(self, api_version: str, kind: str) -> Any:
         try:
-            return self._api().resources.get(api_version=api_version, kind=kind)
+            with self._discovering:
+                return self._api().resources.get(api_version=api_version, kind=kind)
         except dynamic_errors.ResourceNotFoundError as exc:
             raise KindMissing(
                 f"the cluster has no API for {kind} in {api_version} (is its CRD installed?)",
@@ -187,7 +237,7 @@ class KubeApplier:
             return
         namespaces = self._resource("v1", "Namespace")
         try:
-            namespaces.get(name=name, _request_timeout=REQUEST_TIMEOUT)
+            namespaces.get(name=name)
             return
         except dynamic_errors.NotFoundError:
             pass
@@ -195,7 +245,7 @@ class KubeApplier:
             raise _classify(exc, f"Namespace {name}") from exc
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         try:
-            namespaces.create(body=body, field_manager=FIELD_MANAGER, _request_timeout=REQUEST_TIMEOUT)
+            namespaces.create(body=body, field_manager=FIELD_MANAGER)
             log.info("created namespace %s for %s", name, variant.deployment_id[:12])
         except dynamic_errors.ConflictError:
             pass
@@ -217,7 +267,6 @@ class KubeApplier:
                     namespace=namespace or None,
                     field_manager=FIELD_MANAGER,
                     force_conflicts=True,
-                    _request_timeout=REQUEST_TIMEOUT,
                 )
             except Exception as exc:
                 raise _classify(exc, str(ref)) from exc
@@ -231,7 +280,7 @@ class KubeApplier:
         deadline = time.monotonic() + CRD_ESTABLISH_TIMEOUT
         while True:
             try:
-                live = resource.get(name=ref.name, _request_timeout=REQUEST_TIMEOUT).to_dict()
+                live = resource.get(name=ref.name).to_dict()
             except Exception as exc:
                 raise _classify(exc, str(ref)) from exc
             conditions = (live.get("status") or {}).get("conditions") or []
@@ -249,9 +298,7 @@ class KubeApplier:
         for source in variant.objects:
             resource, obj, ref = self._prepared(bundle, source, variant)
             try:
-                live = resource.get(
-                    name=ref.name, namespace=ref.namespace or None, _request_timeout=REQUEST_TIMEOUT
-                ).to_dict()
+                live = resource.get(name=ref.name, namespace=ref.namespace or None).to_dict()
             except dynamic_errors.NotFoundError:
                 live = None
             except Exception as exc:
@@ -267,9 +314,7 @@ class KubeApplier:
             raise _classify(exc, "API version") from exc
         ready: bool | None = None
         try:
-            nodes = (
-                self._resource("v1", "Node").get(_request_timeout=REQUEST_TIMEOUT).to_dict().get("items", [])
-            )
+            nodes = self._resource("v1", "Node").get().to_dict().get("items", [])
             ready = bool(nodes) and all(_node_ready(node) for node in nodes)
         except Exception:  # no Node API (or not allowed to list nodes): readiness unknown
             ready = None
@@ -289,9 +334,7 @@ class KubeApplier:
                 continue
             namespace = ref.namespace or None
             try:
-                live = resource.get(
-                    name=ref.name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT
-                ).to_dict()
+                live = resource.get(name=ref.name, namespace=namespace).to_dict()
             except dynamic_errors.NotFoundError:
                 continue
             except Exception as exc:
@@ -301,7 +344,7 @@ class KubeApplier:
                 log.warning("not deleting %s: it is labelled for %r, not %r", ref, owner, bundle)
                 continue
             try:
-                resource.delete(name=ref.name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT)
+                resource.delete(name=ref.name, namespace=namespace)
             except dynamic_errors.NotFoundError:
                 continue
             except Exception as exc:

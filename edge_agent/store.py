@@ -155,7 +155,8 @@ def _applied_from_json(raw: Any, path: Path) -> Applied:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` (mode 0600) so readers see the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # One temp file per writer: two threads saving the same file must not rename each other's.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -15,7 +15,8 @@ what a real (k3s v1.31) server does, down to Status bodies and messages.
         cluster.set_ready_delay(0.5)
         cluster.inject(Fault.error(500, times=2, method="PATCH"))   # or Fault.slow(1.0, ...)
         cluster.clear_faults()
-        cluster.requests                                 # [(method, path), ...]
+        cluster.requests                                 # [(method, path), ...] as they arrive
+        cluster.exchanges                                # answered: method, path, began, ended, code
 
 What it models
 --------------
@@ -87,5 +88,6 @@ What it does not model
 
 from tests.fakekube.cluster import FakeCluster
 from tests.fakekube.faults import Armed, Fault
+from tests.fakekube.server import Exchange
 
-__all__ = ["Armed", "FakeCluster", "Fault"]
+__all__ = ["Armed", "Exchange", "FakeCluster", "Fault"]

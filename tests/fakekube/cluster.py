@@ -15,7 +15,7 @@ import kubernetes.client
 import yaml
 
 from tests.fakekube.faults import Armed, Fault
-from tests.fakekube.server import Server
+from tests.fakekube.server import Exchange, Server
 
 
 def _discovery_cache(url: str) -> Path:
@@ -118,6 +118,14 @@ class FakeCluster:
     def requests(self) -> list[tuple[str, str]]:
         """(method, path without query) of every request received, in arrival order."""
         return self._server.requests
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """Every answered request with its arrival and answer times, in the order answered.
+
+        A request the client gave up on is answered all the same once its injected delay
+        ends, as a real API server finishes a write whose caller timed out."""
+        return self._server.exchanges
 
     # -- steering -------------------------------------------------------------
 

@@ -25,9 +25,15 @@ class Fault:
 
     @classmethod
     def error(
-        cls, status: int = 500, *, times: int = 1, method: str | None = None, path_contains: str | None = None
+        cls,
+        status: int = 500,
+        *,
+        times: int = 1,
+        method: str | None = None,
+        path_contains: str | None = None,
+        message: str = "injected fault",
     ) -> Fault:
-        return cls(status=status, times=times, method=method, path_contains=path_contains)
+        return cls(status=status, times=times, method=method, path_contains=path_contains, message=message)
 
     @classmethod
     def slow(

@@ -14,6 +14,8 @@ import json
 import logging
 import socket
 import threading
+import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -56,6 +58,17 @@ def _flag(query: dict[str, list[str]], name: str) -> bool | None:
     raise errors.bad_request(f"invalid boolean value for {name}: {value!r}")
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One answered request: what was asked, when (time.monotonic), and the status code given."""
+
+    method: str
+    path: str
+    began: float
+    ended: float
+    code: int
+
+
 class Server:
     """One fake cluster's request handling, shared by all connection threads."""
 
@@ -68,6 +81,7 @@ class Server:
         self.faults = Faults()
         self.stopping = threading.Event()
         self._requests: list[tuple[str, str]] = []
+        self._exchanges: list[Exchange] = []
         self._requests_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._http = _HttpServer(self)
@@ -108,10 +122,24 @@ class Server:
         with self._requests_lock:
             return list(self._requests)
 
+    @property
+    def exchanges(self) -> list[Exchange]:
+        with self._requests_lock:
+            return list(self._exchanges)
+
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
         url = urlsplit(target)
+        began = time.monotonic()
         with self._requests_lock:
             self._requests.append((method, url.path))
+        code, body = self._answer(method, target, url.path, url.query, headers, raw)
+        with self._requests_lock:
+            self._exchanges.append(Exchange(method, url.path, began, time.monotonic(), code))
+        return code, body
+
+    def _answer(
+        self, method: str, target: str, path: str, query: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any]:
         try:
             fault = self.faults.take(method, target)
             if fault is not None:
@@ -119,7 +147,7 @@ class Server:
                     self.stopping.wait(fault.delay)
                 if fault.status is not None:
                     raise errors.injected(fault.status, fault.message)
-            return self._dispatch(method, url.path, parse_qs(url.query, keep_blank_values=True), headers, raw)
+            return self._dispatch(method, path, parse_qs(query, keep_blank_values=True), headers, raw)
         except errors.ApiError as exc:
             return exc.code, exc.status()
         except Exception as exc:  # a bug in the fake must surface as a 500, not a dropped connection
