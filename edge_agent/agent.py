@@ -19,6 +19,12 @@ re-applies and says so. The status document is published retained on
 change (coalesced) and as a heartbeat; presence is published on connect,
 as a goodbye, and as the broker-held last will, all stamped with the
 connection's session number.
+
+A state directory that cannot be written (full, read-only) never stops the
+agent: bundles whose records cannot be saved are ErrApplied and retried; a
+manifest or session number that cannot be saved is kept in memory, listed in
+the status document's `agent_errors`, and saved again with every status
+until the disk takes it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 import aiomqtt
 
 from edge_agent import connection, deciding, errors, receiving, reporting
+from edge_agent import store as stores
 from edge_agent.backoff import Backoff
 from edge_agent.store import Applied, Store
 from wire import agent_config, manifests, selectors, status, topics
@@ -106,6 +113,10 @@ class Agent:
         self._client: aiomqtt.Client | None = None
         self.session = 0
         self._seq = 0
+        # What the state directory did not take: kept in memory, saved again with every status.
+        self._unsaved_manifests: dict[str, bytes] = {}
+        self._session_unsaved = False
+        self._state_errors: dict[str, str] = {}  # what -> why, for the status's agent_errors
         self._node = UNKNOWN_NODE
         self._helpers: list[asyncio.Task[None]] = []
         # Counters for status, tests and benchmarks.
@@ -153,11 +164,11 @@ class Agent:
         """Whether some bundle's latest manifest has not been acted on yet."""
         return any(work.pending for work in self._work.values())
 
-    def _accept(self, manifest: manifests.Manifest, payload: bytes) -> None:
-        try:
-            self.store.save_manifest(manifest.bundle, payload)
-        except errors.StateError as exc:
-            log.error("%s: verified but not stored: %s", manifest.bundle, exc)
+    def _accept(self, manifest: manifests.Manifest, payload: bytes, *, stored: bool = False) -> None:
+        """`stored`: the payload came from the store (a restart), so there is nothing to save."""
+        if not stored:
+            self._unsaved_manifests[manifest.bundle] = payload
+            self._save_manifest(manifest.bundle)
         work = self._work.get(manifest.bundle)
         if work is None:
             work = self._work[manifest.bundle] = _Work(manifest)
@@ -172,10 +183,67 @@ class Agent:
         for bundle, payload in self.store.manifests().items():
             result = self._verified(self.topics.bundle(self.config.group, bundle), payload)
             if isinstance(result, receiving.Accepted):
-                self._accept(result.manifest, payload)
+                self._accept(result.manifest, payload, stored=True)
             else:
                 log.warning("dropping stored manifest of %s: %s", bundle, result.error)
-                self.store.forget_manifest(bundle)
+                try:
+                    self.store.forget_manifest(bundle)
+                except errors.StateError as exc:  # refused again at the next restart
+                    log.error("%s", exc)
+
+    # -- the state directory --------------------------------------------------------------
+
+    def _state_trouble(self, what: str, message: str) -> None:
+        if what not in self._state_errors:
+            log.error("%s", message)
+        if self._state_errors.get(what) != message:
+            self._state_errors[what] = message
+            self._status_changed.set()
+
+    def _state_fine(self, what: str) -> None:
+        if self._state_errors.pop(what, None) is not None:
+            log.info("state directory: %s saved now", what)
+            self._status_changed.set()
+
+    def _save_manifest(self, bundle: str) -> None:
+        """Save the bundle's latest verified manifest; if the disk refuses, keep it for later."""
+        payload = self._unsaved_manifests[bundle]
+        try:
+            self.store.save_manifest(bundle, payload)
+        except errors.StateError as exc:
+            self._state_trouble(
+                f"manifest of {bundle}",
+                f"manifest of {bundle} kept in memory only (a restart waits for the broker's copy): {exc}",
+            )
+            return
+        del self._unsaved_manifests[bundle]
+        self._state_fine(f"manifest of {bundle}")
+
+    def _next_session(self) -> int:
+        """The store's next session; the clock's, kept in memory, when the store cannot keep one."""
+        try:
+            session = self.store.next_session()
+        except errors.StateError as exc:
+            session = stores.following_session(self.session, time.time())
+            self._session_unsaved = True
+            self._state_trouble("session", f"session {session} kept in memory only: {exc}")
+            return session
+        self._session_unsaved = False
+        self._state_fine("session")
+        return session
+
+    def _save_again(self) -> None:
+        """Try once more to save what the state directory refused before."""
+        for bundle in list(self._unsaved_manifests):
+            self._save_manifest(bundle)
+        if self._session_unsaved:
+            try:
+                self.store.remember_session(self.session)
+            except errors.StateError as exc:
+                self._state_trouble("session", f"session {self.session} kept in memory only: {exc}")
+                return
+            self._session_unsaved = False
+            self._state_fine("session")
 
     # -- status -----------------------------------------------------------------------
 
@@ -218,6 +286,7 @@ class Agent:
             ts=time.time(),
             node=self._node,
             bundles=self.statuses,
+            agent_errors=[self._state_errors[what] for what in sorted(self._state_errors)],
         )
 
     # -- work -------------------------------------------------------------------------
@@ -277,7 +346,10 @@ class Agent:
             )
             if isinstance(action, deciding.Keep):
                 log.info("%s generation %d: %s", bundle, manifest.generation, action.reason)
-                self.store.save_applied(bundle, dataclasses.replace(applied, generation=manifest.generation))
+                if applied.generation != manifest.generation:  # a restart's replay writes nothing
+                    self.store.save_applied(
+                        bundle, dataclasses.replace(applied, generation=manifest.generation)
+                    )
                 selection = self._selection(manifest)
                 variant = None
                 if manifest.kind is manifests.Kind.BUNDLE and selection.deployment_id is not None:
@@ -451,6 +523,7 @@ class Agent:
                 async with asyncio.timeout(self.config.heartbeat):
                     await self._status_changed.wait()
             await asyncio.sleep(STATUS_COALESCE)
+            self._save_again()
             self._status_changed.clear()
             client = self._client
             if client is None:
@@ -481,7 +554,7 @@ class Agent:
                 identifier=identifier,
                 backoff=self._reconnect_backoff(),
                 keepalive=self.config.keepalive,
-                next_session=self.store.next_session,
+                next_session=self._next_session,
                 will=self._will,
                 on_connect=self._connected,
                 on_goodbye=self._goodbye,

@@ -120,8 +120,9 @@ def document(
     ts: float,
     node: status.NodeFacts,
     bundles: Mapping[str, status.BundleStatus],
+    agent_errors: Sequence[str] = (),
 ) -> status.StatusDocument:
-    return status.StatusDocument(
+    document = status.StatusDocument(
         cluster=config.cluster,
         group=config.group,
         labels=dict(config.labels),
@@ -133,3 +134,7 @@ def document(
         bundles=dict(sorted(bundles.items())),
         envelope_formats=sorted(envelopes.SUPPORTED_VERSIONS),
     )
+    if agent_errors:  # absent when all is well, as from agents that predate the field
+        shown = agent_errors[: status.MAX_AGENT_ERRORS]
+        document["agent_errors"] = [problem[: status.MAX_AGENT_ERROR_CHARS] for problem in shown]
+    return document

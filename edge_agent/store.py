@@ -83,8 +83,13 @@ class Store:
         return found
 
     def forget_manifest(self, bundle: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path("manifests", bundle, ".bin").unlink()
+        path = self._path("manifests", bundle, ".bin")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise errors.StateError(f"cannot remove {path}: {exc.strerror}") from exc
 
     # -- applied records ---------------------------------------------------------
 
@@ -121,6 +126,8 @@ class Store:
 
         Birth, will and status carry it, so a late will from an old connection can
         never mark a reconnected device offline (Sparkplug's bdSeq, persisted).
+        Raises StateError when the number cannot be read or kept; the caller may
+        still use `following_session` of its last one, in memory.
         """
         path = self.root / "session"
         try:
@@ -129,15 +136,24 @@ class Store:
             current = 0
         except (OSError, ValueError) as exc:
             raise errors.StateError(f"cannot read {path}: {exc}") from exc
-        # Time-based, so an agent whose state directory was wiped still outranks its past sessions.
-        session = max(current + 1, int(time.time() * 1000))
-        write_atomic(path, str(session).encode())
+        session = following_session(current, time.time())
+        self.remember_session(session)
         return session
+
+    def remember_session(self, session: int) -> None:
+        """Keep `session` as the last one used (for one taken while the directory was unwritable)."""
+        write_atomic(self.root / "session", str(session).encode())
 
     def bundles(self) -> list[str]:
         found = {p.stem for p in (self.root / "applied").glob("*.json")}
         found |= {p.stem for p in (self.root / "manifests").glob("*.bin")}
         return sorted(found)
+
+
+def following_session(last: int, now: float) -> int:
+    """The session after `last` at Unix time `now`: time-based (milliseconds), so an agent
+    whose state directory was wiped, or could not be written, still outranks its past sessions."""
+    return max(last + 1, int(now * 1000))
 
 
 def _applied_from_json(raw: Any, path: Path) -> Applied:

@@ -116,6 +116,10 @@ def _reference_decode_status(payload: bytes) -> status.StatusDocument:
     # Added with format 2, after the fast path was written: the same check, which
     # test_malformed_envelope_formats_are_refused covers on its own.
     status._check_formats(doc.get("envelope_formats", [1]))
+    # Added for the agent's own trouble (its state directory): the same check, which
+    # test_malformed_agent_errors_are_refused covers on its own.
+    if "agent_errors" in doc:
+        status._check_agent_errors(doc["agent_errors"])
     return doc  # type: ignore[return-value]
 
 
@@ -178,3 +182,17 @@ def test_an_agent_that_does_not_list_its_envelope_formats_reads_format_1() -> No
 def test_malformed_envelope_formats_are_refused(formats: object) -> None:
     with pytest.raises(errors.Malformed, match="envelope_formats"):
         status.decode_status(json.dumps({**_document(), "envelope_formats": formats}).encode())
+
+
+def test_agent_errors_are_optional_and_round_trip() -> None:
+    assert "agent_errors" not in status.decode_status(status.encode(_document()))
+    troubled: status.StatusDocument = {**_document(), "agent_errors": ["cannot write /var/lib/x: No space"]}
+    assert status.decode_status(status.encode(troubled)) == troubled
+
+
+@pytest.mark.parametrize(
+    "problems", ["disk full", [1], [None], ["x" * (status.MAX_AGENT_ERROR_CHARS + 1)], ["x"] * 11]
+)
+def test_malformed_agent_errors_are_refused(problems: object) -> None:
+    with pytest.raises(errors.Malformed, match="agent_errors"):
+        status.decode_status(json.dumps({**_document(), "agent_errors": problems}).encode())

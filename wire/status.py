@@ -78,10 +78,16 @@ class StatusDocument(TypedDict):
     bundles: dict[str, BundleStatus]
     # Envelope format versions the agent reads; absent from agents that read only 1.
     envelope_formats: NotRequired[list[int]]
+    # Trouble of the agent itself rather than of one bundle (its state directory cannot be
+    # written, ...), one line each; absent when there is none, and from agents that predate it.
+    agent_errors: NotRequired[list[str]]
 
 
 # At most this many format versions in a status (a real agent lists two or three).
 MAX_FORMATS = 16
+# At most this many agent errors, each at most this long: a line apiece for people, bounded.
+MAX_AGENT_ERRORS = 10
+MAX_AGENT_ERROR_CHARS = 500
 
 
 class Presence(TypedDict):
@@ -148,6 +154,8 @@ def decode_status(payload: bytes) -> StatusDocument:
         if type(state) is not str or state not in _STATE_NAMES:
             _check_bundle(name, bundle)
     _check_formats(doc.get("envelope_formats", [1]))
+    if "agent_errors" in doc:
+        _check_agent_errors(doc["agent_errors"])
     document: StatusDocument = doc  # type: ignore[assignment]  # validated above
     return document
 
@@ -159,6 +167,18 @@ def _check_formats(formats: object) -> None:
         or not all(type(v) is int and 0 < v < 2**16 for v in formats)
     ):
         raise errors.Malformed(f"status.envelope_formats must list 1 to {MAX_FORMATS} format versions")
+
+
+def _check_agent_errors(problems: object) -> None:
+    if (
+        type(problems) is not list
+        or len(problems) > MAX_AGENT_ERRORS
+        or not all(type(p) is str and len(p) <= MAX_AGENT_ERROR_CHARS for p in problems)
+    ):
+        raise errors.Malformed(
+            f"status.agent_errors must list at most {MAX_AGENT_ERRORS} strings "
+            f"of at most {MAX_AGENT_ERROR_CHARS} characters"
+        )
 
 
 def envelope_formats(document: StatusDocument) -> frozenset[int]:
