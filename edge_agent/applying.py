@@ -136,6 +136,10 @@ def api_client(*, kubeconfig: Path | None = None, in_cluster: bool = False) -> k
             )
     except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as exc:
         raise errors.ConfigError(f"cannot load Kubernetes credentials: {exc}") from exc
+    # No retries inside the client: urllib3 would retry a GET that timed out three more
+    # times, so one hung read held the worker for four request timeouts. The agent's own
+    # backoff retries, and reports each failure while it does.
+    configuration.retries = 0
     return kubernetes.client.ApiClient(configuration)
 
 
