@@ -6,6 +6,7 @@ import contextlib
 import copy
 import hashlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -33,10 +34,13 @@ class FakeCluster:
 
     `ready_delay` is how long the simulated kubelet/controllers take to make an
     object ready after each spec change (and to finish deleting a namespace).
+    `listener`: an unbound TCP socket to serve on, bound to its loopback address;
+    a socket created in a network namespace serves the devices inside it
+    (tests.netns.socket_in). Default: a new socket in this process's namespace.
     """
 
-    def __init__(self, *, ready_delay: float = 0.0) -> None:
-        self._server = Server(ready_delay=ready_delay)
+    def __init__(self, *, ready_delay: float = 0.0, listener: socket.socket | None = None) -> None:
+        self._server = Server(ready_delay=ready_delay, listener=listener)
         self.url = f"http://{self._server.address}"
         self._stopped = False
 

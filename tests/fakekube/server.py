@@ -72,7 +72,7 @@ class Exchange:
 class Server:
     """One fake cluster's request handling, shared by all connection threads."""
 
-    def __init__(self, *, ready_delay: float) -> None:
+    def __init__(self, *, ready_delay: float, listener: socket.socket | None = None) -> None:
         self.registry = discovery.Registry()
         self.store = Store()
         self.api = verbs.Api(self.store, self.registry)
@@ -84,7 +84,7 @@ class Server:
         self._exchanges: list[Exchange] = []
         self._requests_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
-        self._http = _HttpServer(self)
+        self._http = _HttpServer(self, listener)
         self._thread = threading.Thread(
             target=self._http.serve_forever, args=(_POLL,), name="fakekube-http", daemon=True
         )
@@ -270,9 +270,18 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True  # connection threads never outlive the test process
     block_on_close = False  # stop() wakes them by shutting their sockets instead of joining
 
-    def __init__(self, fake: Server) -> None:
+    def __init__(self, fake: Server, listener: socket.socket | None) -> None:
         self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", 0), _Handler, bind_and_activate=listener is None)
+        if listener is not None:  # a socket made elsewhere, e.g. in a device's network namespace
+            self.socket.close()
+            self.socket = listener
+            try:
+                self.server_bind()
+                self.server_activate()
+            except OSError:
+                self.server_close()
+                raise
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended abruptly", client_address, exc_info=True)
