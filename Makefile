@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
 # Each installs what it needs (a .venv with the project and its extras, and
-# Debian's mosquitto when we are root and it is missing), then runs.
+# Debian's mosquitto, iptables and iproute2 when we are root and they are missing), then runs.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint mosquitto bench clean
+.PHONY: demo test lint system-packages bench clean
 
 # The venv's bin comes first so tests find console scripts and a pip-installed kubectl.
 RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
@@ -16,7 +16,7 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 demo: $(STAMP)
 	$(RUN) $(PY) examples/demo.py
 
-test: $(STAMP) mosquitto
+test: $(STAMP) system-packages
 	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
 	$(PY) -m mypy
 	$(RUN) $(PY) -m pytest
@@ -51,8 +51,9 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	touch $(BENCH_STAMP)
 
 # Tests start their own mosquitto on free ports: they need the binary, mosquitto_ctrl
-# and the dynamic-security plugin, all in Debian's mosquitto package.
-mosquitto:
+# and the dynamic-security plugin, all in Debian's mosquitto package. Tests of devices
+# behind NAT and on flaky links build network namespaces: ip and tc (iproute2), iptables.
+system-packages:
 	@if { ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; } || \
 	    ! command -v mosquitto_ctrl >/dev/null 2>&1 || \
 	    ! ls /usr/lib/*/mosquitto_dynamic_security.so /usr/lib/mosquitto_dynamic_security.so 2>/dev/null | grep -q .; then \
@@ -61,6 +62,18 @@ mosquitto:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	  else \
 	    echo "mosquitto is missing and we are not root: install the 'mosquitto' package" >&2; exit 1; \
+	  fi; \
+	fi
+	@missing=""; \
+	command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="iptables"; \
+	{ command -v ip && command -v tc; } >/dev/null 2>&1 || { [ -x /usr/sbin/ip ] && [ -x /usr/sbin/tc ]; } || \
+	  missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $$missing (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "warning: network namespace tests need $$missing (not root: not installed)" >&2; \
 	  fi; \
 	fi
 
