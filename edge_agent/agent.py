@@ -533,7 +533,10 @@ class Agent:
             except aiomqtt.MqttError as exc:
                 log.info("status not published (%s); it goes out on reconnect", exc)
                 self._status_changed.set()
-                self._client = None
+                # A publish on a dead link fails only at its timeout, when a reconnect may
+                # already have installed the next client: forget only the one that failed.
+                if self._client is client:
+                    self._client = None
             except Exception:  # publishing must outlive any one bad document
                 log.exception("status not published")
 
