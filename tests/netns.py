@@ -25,6 +25,7 @@ import ctypes
 import ipaddress
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -212,6 +213,18 @@ class Site:
                 *("--mode", "random", "--probability", f"{loss:g}", "-j", "DROP"),
             )
         return Impairment("iptables statistic + tbf", loss, 0, rate)
+
+    def dropped(self) -> int:
+        """Packets the impairment dropped so far on the device's link (rule and qdisc counters)."""
+        total = 0
+        for line in exec_in(self.router, "iptables", "-L", "FORWARD", "-v", "-x", "-n").splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "DROP":
+                total += int(fields[0])
+        for namespace, interface in ((self.router, self.lan_if), (self.device, self.device_if)):
+            stats = exec_in(namespace, "tc", "-s", "qdisc", "show", "dev", interface)
+            total += sum(int(n) for n in re.findall(r"\(dropped (\d+),", stats))
+        return total
 
     def clear(self) -> None:
         """Remove any impairment (qdiscs and drop rules)."""
