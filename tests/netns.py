@@ -2,7 +2,8 @@
 
 `site()` builds, with names no other test uses:
 
-    [device ns]  efd<id> 10.a.b.2/24 ---- efl<id> 10.a.b.1/24  [router ns]  efw<id> 10.c.d.2/24 ---- efh<id> 10.c.d.1/24  [host]
+    [device ns] efd<id> 10.a.b.2/24 --- efl<id> 10.a.b.1/24 [router ns]
+                                        efw<id> 10.c.d.2/24 --- efh<id> 10.c.d.1/24 [host]
 
 The device's default route is the router; the router forwards and masquerades
 everything leaving by its WAN side, so the host (where the broker listens on
@@ -285,6 +286,9 @@ def _tear_down(site: Site) -> None:
 @contextlib.contextmanager
 def site() -> Iterator[Site]:
     """A device behind a NAT router (see the module docstring); torn down on exit, whatever happened."""
+    for tool in ("ip", "iptables", "tc"):
+        if shutil.which(tool) is None:
+            raise NetnsError(f"{tool} is not installed; `make test` installs it (Debian package)")
     suffix = secrets.token_hex(3)
     lan, wan = _free_subnets(2)
     built = Site(

@@ -172,7 +172,6 @@ async def test_flaky_link_goes_offline_and_converges_on_the_latest_generation(
                     await publish(2)
                     await fleet.until(lambda: ready_on(2), "generation 2 Ready over the lossy link", DEADLINE)
                 await fleet.until(lambda: site.dropped() > 0, "the link to lose packets", timeout=DEADLINE)
-                assert ready_on(2)
                 site.clear()
 
                 # Cut for longer than the keepalive: the broker gives the agent's last will.
