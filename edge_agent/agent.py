@@ -111,6 +111,8 @@ class Agent:
         self._status_changed = asyncio.Event()
         self._unsettled = asyncio.Event()  # a bundle left Ready/Modified/ErrApplied: look again soon
         self._client: aiomqtt.Client | None = None
+        self._reconnected = asyncio.Event()  # a new connection replaced the one a publish went out on
+        self._abandoned: set[asyncio.Future[None]] = set()  # publishes left to time out on dead links
         self.session = 0
         self._seq = 0
         # What the state directory did not take: kept in memory, saved again with every status.
@@ -497,6 +499,7 @@ class Agent:
 
     async def _connected(self, client: aiomqtt.Client, session: int) -> None:
         self._client, self.session, self._seq = client, session, 0
+        self._reconnected.set()
         topic, payload = self._presence(True)
         await client.publish(topic, payload, qos=1, retain=True)
         self._status_changed.set()
@@ -528,8 +531,23 @@ class Agent:
             client = self._client
             if client is None:
                 continue
+            self._reconnected.clear()
+            publish = asyncio.ensure_future(
+                client.publish(topic, status.encode(self.status_document()), qos=1, retain=True)
+            )
+            replaced = asyncio.ensure_future(self._reconnected.wait())
             try:
-                await client.publish(topic, status.encode(self.status_document()), qos=1, retain=True)
+                await asyncio.wait((publish, replaced), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                replaced.cancel()
+            if not publish.done():
+                # A publish on a dead link is acknowledged never and fails only at aiomqtt's
+                # timeout (10 s): the new connection carries the status now, not then.
+                self._abandon(publish)
+                self._status_changed.set()
+                continue
+            try:
+                publish.result()
             except aiomqtt.MqttError as exc:
                 log.info("status not published (%s); it goes out on reconnect", exc)
                 self._status_changed.set()
@@ -539,6 +557,12 @@ class Agent:
                     self._client = None
             except Exception:  # publishing must outlive any one bad document
                 log.exception("status not published")
+
+    def _abandon(self, publish: asyncio.Future[None]) -> None:
+        publish.cancel()
+        self._abandoned.add(publish)
+        publish.add_done_callback(self._abandoned.discard)
+        publish.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, not logged
 
     # -- running --------------------------------------------------------------------------
 
