@@ -71,7 +71,9 @@ def content_digest(plan: bundles.Plan, version: int = 1) -> str:
 @dataclass(frozen=True)
 class Decision:
     publish: tuple[Delivery, ...] = ()  # new manifests and tombstones, at a new generation
-    resend: tuple[Delivery, ...] = ()  # recorded but never acknowledged: send again as recorded
+    # Recorded but never acknowledged, or acknowledged without a kept envelope (so the
+    # controller could not restore it): send again as recorded, at the same generation.
+    resend: tuple[Delivery, ...] = ()
     unchanged: tuple[str, ...] = ()
 
     @property
@@ -95,7 +97,7 @@ def decide(
         if plan.targets:
             digest = content_digest(plan, formats.get(name, 1))
             same = before is not None and before.kind is DeliveryKind.MANIFEST and before.digest == digest
-            if same and before is not None and before.acknowledged:
+            if same and before is not None and before.acknowledged and before.kept:
                 unchanged.append(name)
             elif same and before is not None:
                 resend.append(before)
@@ -109,7 +111,7 @@ def decide(
             publish.append(
                 Delivery(bundle, name, before.topic_root, DeliveryKind.TOMBSTONE, 0, "", (), False)
             )
-        elif before is not None and not before.acknowledged:
+        elif before is not None and not (before.acknowledged and before.kept):
             resend.append(before)
     return Decision(tuple(publish), tuple(resend), tuple(unchanged))
 

@@ -178,6 +178,9 @@ class Delivery:
     digest: str
     deployments: tuple[str, ...]
     acknowledged: bool
+    # The controller keeps the envelope the broker acknowledged (False: delivered by a
+    # version that did not keep it, so it could not be restored; `apply` sends it again).
+    kept: bool = True
 
 
 @dataclass(frozen=True)
@@ -377,8 +380,8 @@ class State:
 
     def deliveries(self, bundle: str) -> dict[str, Delivery]:
         rows = self._db.execute(
-            "SELECT bundle, group_name, topic_root, kind, generation, digest, deployments, acknowledged "
-            "FROM deliveries WHERE bundle = ?",
+            "SELECT bundle, group_name, topic_root, kind, generation, digest, deployments, acknowledged, "
+            "held_payload IS NOT NULL FROM deliveries WHERE bundle = ?",
             (bundle,),
         ).fetchall()
         return {
@@ -391,6 +394,7 @@ class State:
                 row[5],
                 tuple(json.loads(row[6])),
                 bool(row[7]),
+                bool(row[8]),
             )
             for row in rows
         }

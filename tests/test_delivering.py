@@ -198,3 +198,15 @@ def test_format_1_digests_are_what_they_were_before_formats_could_differ(tmp_pat
     )
     assert delivering.content_digest(plan, 1) == before
     assert delivering.content_digest(plan, 2) != before
+
+
+def test_decide_resends_once_what_was_delivered_before_envelopes_were_kept() -> None:
+    from controller import bundles, targeting
+    from controller.state import Delivery, DeliveryKind
+
+    plan = bundles.Plan(targeting.Group("west"), (), ())
+    old = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), True, kept=False)
+    groups = {"west": Group("west", "root/west")}
+    assert delivering.decide("app", {"west": plan}, groups, {"west": old}, {}).resend == (old,)
+    kept = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), True)
+    assert delivering.decide("app", {"west": plan}, groups, {"west": kept}, {}).nothing_to_do

@@ -82,6 +82,7 @@ def test_a_database_from_before_kept_envelopes_gains_their_columns(tmp_path: Pat
     try:
         # Acknowledged before envelopes were kept: nothing to restore it from.
         assert state.sealed() == [Sealed("app", "west", "edge/west", 3, True, False, None)]
+        assert not state.deliveries("app")["west"].kept  # so the next apply sends it again
     finally:
         state.close()
 
