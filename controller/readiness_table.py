@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -28,6 +29,19 @@ from typing import NamedTuple
 from wire import manifests, selectors, status, summaries
 
 OFFLINE = "Offline"
+
+# Clusters the table keeps that the registry does not list. On a broker that enforces
+# rights only clusters that joined since the last registry refresh report so; with
+# `--security none`, a simulated fleet (bench/convergence.py runs up to 15,000). Past it,
+# statuses and presence under new names are counted in `ignored`, not kept: a flood of
+# made-up names does not grow the controller without bound.
+MAX_UNREGISTERED = 20_000
+
+# Sessions and sequence numbers past this are refused: agents' sessions are milliseconds
+# since 1970 (about 2**41) and sequence numbers count reports, and one larger would outrank
+# every later report of the real agent for good. 2**53: exact in every JSON reader.
+MAX_COUNTER = 2**53
+
 _READY = status.State.READY.value  # read per cell: an enum attribute lookup costs more than the compare
 
 
@@ -50,6 +64,8 @@ def _shared_labels(labels: Mapping[str, str]) -> dict[str, str]:
     """One dict per distinct label set, shared by every cluster that has it (read-only):
     fleets have many clusters and few label sets."""
     key = tuple(sorted(labels.items()))
+    if not _poolable(itertools.chain.from_iterable(key), len(key)):
+        return {_shared(k): _shared(v) for k, v in key}
     shared = _LABEL_SETS.get(key)
     if shared is None:
         if len(_LABEL_SETS) > MAX_SHARED_LABEL_SETS:
@@ -64,6 +80,18 @@ MAX_SHARED = 100_000
 # starts afresh past it): a healthy fleet has a handful; thousands mean a message per
 # cluster, which nothing shares, and a pool entry per cluster would cost about 250 bytes.
 MAX_POOLED = 10_000
+# What a pool entry may hold: names, deployment ids, states and versions are far shorter
+# than MAX_POOLED_TEXT, agents cut messages at 500 characters (edge_agent.reporting), and
+# clusters that share a report or a label set have a handful of bundles or labels. Anything
+# bigger is kept by its cluster alone: pooled, a flood of documents near the status size
+# cap would pin MAX_POOLED of them (2 GB for messages of 200 KB) after their clusters let go.
+MAX_POOLED_TEXT = 512
+MAX_POOLED_ITEMS = 64
+
+
+def _poolable(texts: Iterable[str], items: int) -> bool:
+    """Whether a label set or a report (`items` labels or bundles, with these texts) may be pooled."""
+    return items <= MAX_POOLED_ITEMS and all(len(text) <= MAX_POOLED_TEXT for text in texts)
 
 
 _SHARED_TEXT: dict[str, str] = {}
@@ -74,6 +102,8 @@ def _shared(text: object) -> str:
     versions, labels). Not sys.intern: these come from clients, and interned strings
     may live forever; this pool is dropped whenever it outgrows MAX_SHARED."""
     value = text if isinstance(text, str) else str(text)
+    if len(value) > MAX_POOLED_TEXT:
+        return value
     shared = _SHARED_TEXT.get(value)
     if shared is None:
         if len(_SHARED_TEXT) >= MAX_SHARED:
@@ -92,6 +122,8 @@ _REPORTS: dict[tuple[str | Reported, ...], dict[str, Reported]] = {}
 
 def _record(deployment_id: object, generation: object, state: object, message: str) -> Reported:
     key = (None if deployment_id is None else _shared(deployment_id), generation, _shared(state), message)
+    if not _small(key):
+        return Reported(*key)
     record = _RECORDS.get(key)
     if record is None:
         if len(_RECORDS) >= MAX_POOLED:
@@ -99,6 +131,14 @@ def _record(deployment_id: object, generation: object, state: object, message: s
         record = Reported(*key)
         _RECORDS[record] = record
     return record
+
+
+def _small(record: tuple[str | None, object, str, str]) -> bool:
+    """Whether a record (or its key) is small enough to pool (MAX_POOLED_TEXT)."""
+    deployment_id, _, _, message = record  # the state is one of a few names (decode_status)
+    return len(message) <= MAX_POOLED_TEXT and (
+        deployment_id is None or len(deployment_id) <= MAX_POOLED_TEXT
+    )
 
 
 def _reported(report: status.StatusDocument) -> dict[str, Reported]:
@@ -109,6 +149,8 @@ def _reported(report: status.StatusDocument) -> dict[str, Reported]:
         _record(e.get("deployment_id"), e.get("generation"), e.get("state"), str(e.get("message", "")))
         for e in entries.values()
     ]
+    if not (_poolable(bundles, len(bundles)) and all(map(_small, records))):
+        return dict(zip(bundles, records, strict=True))
     key: tuple[str | Reported, ...] = (*bundles, *records)  # names, then records: never equal
     shared = _REPORTS.get(key)
     if shared is None:
@@ -159,6 +201,8 @@ _DERIVED: dict[tuple[Outcome, ...], Derived] = {}
 
 def _outcome(bundle: str, state: str, message: str, ready: bool) -> Outcome:
     made = Outcome(bundle, state, message, ready)
+    if len(message) > MAX_POOLED_TEXT:
+        return made
     outcome = _OUTCOMES.get(made)
     if outcome is None:
         if len(_OUTCOMES) >= MAX_POOLED:
@@ -170,10 +214,12 @@ def _outcome(bundle: str, state: str, message: str, ready: bool) -> Outcome:
 def _derived(outcomes: tuple[Outcome, ...]) -> Derived:
     derived = _DERIVED.get(outcomes)
     if derived is None:
-        if len(_DERIVED) >= MAX_POOLED:
-            _DERIVED.clear()
         ready = sum(1 for o in outcomes if o.ready)
-        derived = _DERIVED[outcomes] = Derived(outcomes, len(outcomes), ready, _worst(outcomes))
+        derived = Derived(outcomes, len(outcomes), ready, _worst(outcomes))
+        if len(outcomes) <= MAX_POOLED_ITEMS and all(len(o.message) <= MAX_POOLED_TEXT for o in outcomes):
+            if len(_DERIVED) >= MAX_POOLED:
+                _DERIVED.clear()
+            _DERIVED[outcomes] = derived
     return derived
 
 
@@ -219,6 +265,8 @@ class Table:
     held: dict[tuple[str, str], manifests.Manifest] = field(default_factory=dict)  # (group, bundle)
     revoked: set[tuple[str, str]] = field(default_factory=set)  # (group, name)
     ignored: int = 0
+    max_unregistered: int = MAX_UNREGISTERED
+    unregistered: int = 0  # clusters kept that the registry does not list
     epoch: int = 0  # bumped whenever `held` changes: every cluster's cells may change with it
     # One `Selected` per distinct answer, among clusters' answers for the held manifests;
     # emptied with every change of `held`, so it never keeps a replaced manifest alive.
@@ -232,6 +280,18 @@ class Table:
         seen = self.clusters.get((group, name))
         if seen is None:  # not setdefault: that builds a Seen for every message
             seen = self.clusters[(group, name)] = Seen(name, group)
+        return seen
+
+    def _admitted(self, group: str, name: str) -> Seen | None:
+        """The cluster a message is about; a new unregistered one only below the cap
+        (None: over it, and counted in `ignored`)."""
+        seen = self.clusters.get((group, name))
+        if seen is None:
+            if self.unregistered >= self.max_unregistered:
+                self.ignored += 1
+                return None
+            seen = self.clusters[(group, name)] = Seen(name, group)
+            self.unregistered += 1
         return seen
 
     def register(
@@ -252,15 +312,19 @@ class Table:
             seen = self._cluster(root, name)
             seen.registered = True
             seen.relabel(labels)
+        self.unregistered = sum(1 for seen in self.clusters.values() if not seen.registered)
         for key in [k for k in self.held if k[0] not in known]:
             del self.held[key]
             self._held_changed()
 
     def presence(self, group: str, name: str, presence: status.Presence, now: float) -> bool:
+        if not 0 <= presence["session"] <= MAX_COUNTER:
+            self.ignored += 1
+            return False
         if (group, name) in self.revoked:
             return False
-        seen = self._cluster(group, name)
-        if presence["session"] < seen.session:
+        seen = self._admitted(group, name)
+        if seen is None or presence["session"] < seen.session:
             return False
         if presence["session"] > seen.session:
             seen.seq = 0  # a new connection numbers its reports from 1 again
@@ -272,10 +336,14 @@ class Table:
         if report["cluster"] != name or report["group"] != group:
             self.ignored += 1
             return False
+        ts = _time(report["ts"])
+        if ts is None or not (0 <= report["session"] <= MAX_COUNTER and 0 <= report["seq"] <= MAX_COUNTER):
+            self.ignored += 1
+            return False
         if (group, name) in self.revoked:
             return False
-        seen = self._cluster(group, name)
-        if report["session"] < seen.session:
+        seen = self._admitted(group, name)
+        if seen is None or report["session"] < seen.session:
             return False
         if seen.reported is not None and report["session"] == seen.session and report["seq"] < seen.seq:
             return False
@@ -283,7 +351,7 @@ class Table:
         seen.agent_version = _shared(report["agent_version"])
         # The device's own time of the report: after a controller restart, "last seen"
         # still says when the device last spoke, not when the retained copy was read.
-        seen.last_seen = min(float(report["ts"]), now)
+        seen.last_seen = min(ts, now)
         seen.version += 1
         if not seen.registered:
             seen.relabel(report["labels"])
@@ -301,6 +369,16 @@ class Table:
             self.held[key] = manifest
         self._held_changed()
         return True
+
+
+def _time(value: float) -> float | None:
+    """A document's time as a float; None for what is not one: NaN and Infinity, which
+    JSON parsers read but summaries could not carry as JSON, and integers past a float."""
+    try:
+        ts = float(value)
+    except OverflowError:
+        return None
+    return ts if math.isfinite(ts) else None
 
 
 Cell = tuple[Seen, Outcome]  # one cluster's share of one bundle, as a summary counts it
