@@ -7,8 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+# Seconds each atheris target runs in `make fuzz` (`make test` gives each a few).
+FUZZ_SECONDS ?= 300
 
-.PHONY: demo test lint system-packages bench clean
+.PHONY: demo test lint system-packages bench fuzz clean
 
 # The venv's bin comes first so tests find console scripts and a pip-installed kubectl.
 RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
@@ -16,7 +19,7 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 demo: $(STAMP)
 	$(RUN) $(PY) examples/demo.py
 
-test: $(STAMP) system-packages
+test: $(STAMP) $(FUZZ_STAMP) system-packages
 	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
 	$(PY) -m mypy
 	$(RUN) $(PY) -m pytest
@@ -24,6 +27,11 @@ test: $(STAMP) system-packages
 lint: $(STAMP)
 	$(PY) -m ruff check wire edge_agent controller broker tests bench examples
 	$(PY) -m mypy
+
+# The atheris targets for longer, each keeping its corpus in $(VENV)/fuzz between runs;
+# what they find is written beside it (findings/).
+fuzz: $(STAMP) $(FUZZ_STAMP)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CORPUS=$(CURDIR)/$(VENV)/fuzz $(RUN) $(PY) -m pytest -q -o timeout=0 tests/fuzz
 
 bench: $(STAMP) $(BENCH_STAMP)
 	$(RUN) $(PY) bench/wire.py
@@ -49,6 +57,13 @@ $(STAMP): pyproject.toml | $(PY)
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $(BENCH_STAMP)
+
+# atheris (the `fuzz` extra) has wheels for some platforms and Pythons only: where it does not
+# install, its fuzz targets are skipped (tests/fuzz/test_targets.py says why) and the rest runs.
+$(FUZZ_STAMP): pyproject.toml $(STAMP)
+	@$(PY) -m pip install --quiet -e '.[fuzz]' || \
+	  echo "atheris does not install here; the atheris fuzz targets will be skipped"
+	touch $(FUZZ_STAMP)
 
 # Tests start their own mosquitto on free ports: they need the binary, mosquitto_ctrl
 # and the dynamic-security plugin, all in Debian's mosquitto package. Tests of devices

@@ -1,5 +1,6 @@
 """Property-based: random and mutated bytes never escape as anything but WireError,
-and nothing is ever returned that the trusted key did not sign."""
+nothing is ever returned that the trusted key did not sign, and the agent takes a
+signed envelope only from the topic it was sealed for."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import factories
-from wire import envelopes, errors, keys, manifests
+from edge_agent import receiving
+from tests import factories, test_intake_fuzz
+from wire import envelopes, errors, keys, manifests, topics
 
 KEY = keys.SigningKey.generate()
 TRUSTED = keys.keyring([KEY.verify_key])
@@ -85,3 +87,32 @@ def test_signed_garbage_manifests_raise_only_wire_errors(value: object) -> None:
     signature = KEY.sign(envelopes.signed_bytes(1, KEY.key_id, "zstd", body))
     data = msgpack.packb([1, KEY.key_id, "zstd", body, signature], use_bin_type=True)
     assert _decode(data) is None
+
+
+BUNDLE_TOPIC = "edge/us-west/bundles/web"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    topic=st.one_of(
+        test_intake_fuzz.hostile_topics,
+        st.sampled_from(
+            ["edge/us-west/bundles/web/", "edge/us-west/bundles/web2", "edge/us-east/bundles/web"]
+        ),
+    ),
+    payload=st.sampled_from([SEALED, SEALED_V1, SEALED_STONE, b"", b"\xff"]),
+    pinned=st.booleans(),
+)
+def test_the_agent_refuses_a_signed_envelope_on_any_other_topic(
+    topic: str, payload: bytes, pinned: bool
+) -> None:
+    """The agent's receiving side (edge_agent.receiving.check) on hostile topics: a signed
+    envelope is taken only from its own group's topic for its own bundle; anything else is
+    refused as a WireError, never raised."""
+    result = receiving.check(
+        topic, payload, topic_space=topics.Topics(), trusted=TRUSTED, group="edge/us-west" if pinned else None
+    )
+    if topic == BUNDLE_TOPIC and payload:
+        assert isinstance(result, receiving.Accepted) and result.manifest == SIGNED[payload]
+    else:
+        assert isinstance(result, receiving.Refused) and isinstance(result.error, errors.WireError)
