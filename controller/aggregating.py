@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 # releases may count them too: docs/operations.md says what to configure).
 INBOUND_QOS = 0
 
+# Retained summaries from before a restart that are not this controller's (yet) are
+# remembered, so stale ones get cleared. A fleet has far fewer bundles and groups than
+# this; past it, they are someone's flood of summary topics and are counted as ignored.
+MAX_FOREIGN_SUMMARIES = 10_000
+
 # The envelope formats agents of this build read: most clusters say so, and only the
 # others are held in memory (Aggregator._formats_known).
 _READ_HERE = frozenset(envelopes.SUPPORTED_VERSIONS)
@@ -100,6 +105,7 @@ class Aggregator:
     bundles_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     restored: int = 0  # envelopes published again because the broker did not hold them
     checks: int = 0  # checks of the retained bundles done
+    _foreign_summaries: int = 0  # summary topics remembered only to clear them (MAX_FOREIGN_SUMMARIES)
     # Markers sent through the broker: number -> topic roots subscribed when it was sent.
     _markers: dict[int, frozenset[str]] = field(default_factory=dict)
     _marker: int = 0
@@ -145,6 +151,10 @@ class Aggregator:
             if address.kind in (topics.Kind.SUMMARY_BUNDLE, topics.Kind.SUMMARY_GROUP):
                 # Retained summaries from before a restart: known now, so stale ones get cleared.
                 if payload and topic not in self.published:
+                    if self._foreign_summaries >= MAX_FOREIGN_SUMMARIES:
+                        self.table.ignored += 1
+                        return
+                    self._foreign_summaries += 1
                     self.published[topic] = b""
                     self._changed.set()
                 return
@@ -224,7 +234,7 @@ class Aggregator:
                 if not everything and self.published.get(topic) == b"":
                     continue
                 await mqtt.publish(topic, b"", qos=1, retain=True)
-                self.published.pop(topic, None)
+                self._forget_published(topic)
                 continue
             # What changed is the content; `ts` changes every time and is not content.
             content, payload = _encode_stamped(document)
@@ -232,7 +242,12 @@ class Aggregator:
             if not everything and self.published.get(topic) == fingerprint:
                 continue
             await mqtt.publish(topic, payload, qos=1, retain=True)
+            self._forget_published(topic)
             self.published[topic] = fingerprint
+
+    def _forget_published(self, topic: str) -> None:
+        if self.published.pop(topic, None) == b"":
+            self._foreign_summaries -= 1
 
     # -- running -----------------------------------------------------------------------------
 

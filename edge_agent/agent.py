@@ -140,7 +140,7 @@ class Agent:
         except wire_errors.WireError:
             held = 0  # not a bundle name: receiving.check refuses the topic below
         except (errors.StateError, ValueError) as exc:
-            log.error("cannot read state for %s: %s", topic, exc)
+            log.error("cannot read state for %s: %s", topic[:200], exc)
             held = 0
         return receiving.check(
             topic,

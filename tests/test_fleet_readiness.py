@@ -421,6 +421,21 @@ def test_a_restarted_controller_clears_summaries_of_bundles_gone_meanwhile(tmp_p
     assert out[space.summary()] is not None
 
 
+def test_a_flood_of_foreign_summary_topics_is_remembered_only_up_to_a_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregating, "MAX_FOREIGN_SUMMARIES", 50)
+    space = topics.Topics()
+    aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1), space)
+    for n in range(200):
+        aggregator.handle(space.summary_bundle(f"flood-{n}"), b"{}")
+    assert len(aggregator.published) == 50 and aggregator.table.ignored == 150
+    # Clearing one frees its place.
+    aggregator._forget_published(space.summary_bundle("flood-0"))
+    aggregator.handle(space.summary_bundle("flood-200"), b"{}")
+    assert space.summary_bundle("flood-200") in aggregator.published and aggregator.table.ignored == 150
+
+
 # -- which envelope formats each agent reads ------------------------------------------------
 
 
