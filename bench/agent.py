@@ -68,7 +68,6 @@ ROOT = HERE.parent
 # `import wire` would import that script instead of the package.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
-from bench.processes import stop  # noqa: E402
 from bench.reporting import command_first_line, cpu_model, median, ms, p90, table  # noqa: E402
 from broker import embedded  # noqa: E402
 from controller import cli as controller_cli  # noqa: E402
@@ -76,6 +75,7 @@ from controller import delivering, keystore  # noqa: E402
 from controller.state import State  # noqa: E402
 from tests import brokers  # noqa: E402
 from tests.fakekube import FakeCluster  # noqa: E402
+from tests.processes import stop  # noqa: E402
 from wire import topics, urls  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "hello-web"

@@ -75,8 +75,9 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != H
 import aiomqtt  # noqa: E402
 
 from bench import reporting  # noqa: E402
-from bench.processes import cpu_seconds, peak_rss_mib, stop  # noqa: E402
+from bench.processes import cpu_seconds, peak_rss_mib  # noqa: E402
 from tests import brokers  # noqa: E402
+from tests.processes import stop  # noqa: E402
 from wire import summaries, topics, urls  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "hello-web"

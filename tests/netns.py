@@ -29,7 +29,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -39,13 +38,13 @@ from pathlib import Path
 
 import pytest
 
+from tests import processes
+
 # setns(2) flag for a network namespace (Python 3.11 has no os.setns).
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
 # Every `ip`/`iptables`/`tc` call is local and immediate; this only bounds a wedged one.
 COMMAND_TIMEOUT = 20.0
-# A stopped agent or controller says goodbye within seconds; past this it is killed.
-STOP_TIMEOUT = 20.0
 
 
 class NetnsError(RuntimeError):
@@ -71,23 +70,12 @@ def command_in(namespace: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", namespace, *argv]
 
 
-@contextlib.contextmanager
-def process(argv: list[str], log: Path, *, namespace: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], log: Path, *, namespace: str | None = None
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """`argv` running (inside `namespace` when given), its output in `log`; stopped on exit
     with SIGTERM (SIGKILL if it lingers), so no namespace is kept alive by a leftover process."""
-    command = command_in(namespace, argv) if namespace is not None else argv
-    with log.open("wb") as sink:
-        running = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            yield running
-        finally:
-            if running.poll() is None:
-                running.send_signal(signal.SIGTERM)
-                try:
-                    running.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    running.kill()
-                    running.wait()
+    return processes.running(command_in(namespace, argv) if namespace is not None else argv, log)
 
 
 def unavailable() -> str | None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import kubernetes.client
@@ -23,7 +21,7 @@ from controller import delivering, keystore
 from controller.state import State
 from edge_agent.store import ObjectRef, Store
 from tests import fleet as fleets
-from tests import recovery, waiting
+from tests import processes, recovery, waiting
 from tests.fakekube import FakeCluster, Fault
 from wire import topics, urls
 
@@ -43,18 +41,6 @@ def _bundle(directory: Path, generation: str, names: list[str]) -> Path:
             f"data: {{generation: '{generation}'}}\n"
         )
     return directory
-
-
-@contextmanager
-def _agent(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        process.wait(timeout=20)
 
 
 def _config_maps(cluster: FakeCluster) -> dict[str, dict[str, str]]:
@@ -108,7 +94,7 @@ async def test_an_agent_killed_during_apply_finishes_it_from_its_persisted_state
         with FakeCluster() as cluster:
             argv = fleets.agent_process(config, agent_dir, cluster.write_kubeconfig(tmp_path / "kubeconfig"))
             core = kubernetes.client.CoreV1Api(cluster.api_client())
-            with _agent(argv, log):
+            with processes.running(argv, log):
                 await apply(1, ["a", "b", "old"])
                 await waiting.until_async(
                     lambda: _consistent(cluster, agent_dir, 1, {"a", "b", "old"}),
@@ -121,7 +107,7 @@ async def test_an_agent_killed_during_apply_finishes_it_from_its_persisted_state
             # Killed while `c` keeps failing: a and b are applied, `old` is not pruned yet.
             cluster.inject(Fault.error(500, times=10_000, method="PATCH", path_contains="configmaps/c"))
             await apply(2, ["a", "b", "c"])
-            with _agent(argv, log) as agent:
+            with processes.running(argv, log) as agent:
                 await waiting.until_async(
                     lambda: _config_maps(cluster).get("b", {}).get("generation") == "2",
                     timeout=30,
@@ -134,7 +120,7 @@ async def test_an_agent_killed_during_apply_finishes_it_from_its_persisted_state
             assert "old" in _config_maps(cluster)
             cluster.clear_faults()
             with (
-                _agent(argv, log),
+                processes.running(argv, log),
                 recovery.timed("agent killed during apply", "restart to the apply finished"),
             ):
                 await waiting.until_async(
@@ -150,13 +136,13 @@ async def test_an_agent_killed_during_apply_finishes_it_from_its_persisted_state
                 names = sorted(set(names) - {rng.choice(names)} | {f"n{generation}"})
                 cluster.inject(Fault.slow(0.15, times=10_000, method="PATCH"))
                 await apply(generation, names)
-                with _agent(argv, log) as agent:
+                with processes.running(argv, log) as agent:
                     try:
                         agent.wait(timeout=rng.uniform(1.0, 3.0))
                     except subprocess.TimeoutExpired:
                         agent.send_signal(signal.SIGKILL)
                 cluster.clear_faults()
-            with _agent(argv, log):
+            with processes.running(argv, log):
                 await waiting.until_async(
                     lambda: _consistent(cluster, agent_dir, 5, set(names)), timeout=30, what="generation 5"
                 )

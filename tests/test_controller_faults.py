@@ -12,11 +12,9 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from tests import brokers, mqtt, recovery, waiting
+from tests import brokers, mqtt, processes, recovery, waiting
 from tests import fleet as fleets
 from wire import envelopes, keys, summaries, urls
 
@@ -43,18 +41,6 @@ def _cli(fleet: fleets.Fleet, url: urls.BrokerUrl, *args: str) -> list[str]:
         "--broker",
         str(url),
     ]
-
-
-@contextmanager
-def _process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=20)
 
 
 def _value(device: fleets.Device) -> str | None:
@@ -89,7 +75,7 @@ async def test_an_apply_killed_at_any_point_never_sets_a_generation_back_or_leav
             broker.process.send_signal(signal.SIGSTOP)
             _bundle(tmp_path, "1")
             try:
-                with _process(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
+                with processes.running(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
                     waiting.until(
                         lambda: all(r.generation == 2 and r.sealed for r in fleet.state.sealed()),
                         timeout=30,
@@ -111,7 +97,7 @@ async def test_an_apply_killed_at_any_point_never_sets_a_generation_back_or_leav
             assert committed is not None
             for value in ("2", "3", "4", "5"):
                 _bundle(tmp_path, value)
-                with _process(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
+                with processes.running(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
                     killed_after = rng.uniform(0.2, 1.2)
                     try:
                         apply.wait(timeout=killed_after)
@@ -177,7 +163,7 @@ async def test_a_controller_killed_while_it_aggregates_publishes_summaries_that_
             ]
             log = tmp_path / "controller.log"
             bundle = _bundle(tmp_path, "1")
-            with _process(controller, log) as running:
+            with processes.running(controller, log) as running:
                 first = await fleet.apply(bundle)
                 await waiting.until_checked(
                     lambda: _summaries_match(fleet, broker.url, 1), timeout=30, what="the first summaries"
@@ -192,7 +178,7 @@ async def test_a_controller_killed_while_it_aggregates_publishes_summaries_that_
             restarted = recovery.timed(
                 "controller killed while aggregating", "restart to summaries that match"
             )
-            with _process(controller, log), restarted:
+            with processes.running(controller, log), restarted:
                 await waiting.until_checked(
                     lambda: _summaries_match(fleet, broker.url, 2),
                     timeout=30,

@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt import client as paho
 
 from controller import publishing
-from tests import brokers, tlscerts, waiting
+from tests import brokers, sockets, tlscerts, waiting
 from tests import fleet as fleets
 from wire import status, urls
 
@@ -199,43 +199,10 @@ async def test_controller_counts_bad_input_it_reads_and_still_takes_join_request
             await writer.publish(space.presence(topic_root, "pi"), b"", qos=1, retain=True)
 
 
-def _packet(first: int, body: bytes) -> bytes:
-    length, encoded = len(body), bytearray()
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        encoded.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes([first, *encoded]) + body
-
-
 def _publish(topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> bytes:
     name = topic.encode()
     mid = b"\x00\x07" if qos else b""
-    return _packet(0x30 | qos << 1 | retain, len(name).to_bytes(2, "big") + name + mid + payload)
-
-
-class _ChunkedSocket:
-    """Hands out `stream` in chunks of `size`, then has nothing more (BlockingIOError)."""
-
-    def __init__(self, stream: bytes, size: int) -> None:
-        self.chunks = [stream[at : at + size] for at in range(0, len(stream), size)]
-
-    def recv(self, size: int) -> bytes:
-        if not self.chunks:
-            raise BlockingIOError
-        return self.chunks.pop(0)
-
-    def send(self, buffer: bytes | bytearray) -> int:
-        return len(buffer)
-
-    def close(self) -> None:
-        pass
-
-    def fileno(self) -> int:
-        return -1
-
-    def setblocking(self, flag: bool) -> None:
-        pass
+    return sockets.packet(0x30 | qos << 1 | retain, len(name).to_bytes(2, "big") + name + mid + payload)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 512, 1 << 20])
@@ -260,7 +227,7 @@ def test_read_ahead_takes_qos0_publishes_and_gives_paho_everything_else_byte_for
         seen.append((topic, payload))
         return "/register/" not in topic
 
-    sock = _ChunkedSocket(stream, chunk)
+    sock = sockets.ChunkedSocket(stream, chunk)
     wrapper = publishing._ReadAhead(sock, intake)
     read = bytearray()
     while sock.chunks or wrapper.pending():
@@ -277,7 +244,7 @@ def test_read_ahead_takes_qos0_publishes_and_gives_paho_everything_else_byte_for
 
 def test_read_ahead_hands_what_is_not_mqtt_to_paho_to_refuse() -> None:
     garbage = b"\x30\xff\xff\xff\xff\x01rest"  # a remaining length of five bytes
-    wrapper = publishing._ReadAhead(_ChunkedSocket(garbage, 1 << 20), lambda topic, payload: True)
+    wrapper = publishing._ReadAhead(sockets.ChunkedSocket(garbage, 1 << 20), lambda topic, payload: True)
     assert wrapper.recv(1 << 20) == garbage
 
 
@@ -286,5 +253,5 @@ def test_read_ahead_survives_an_intake_that_raises() -> None:
         raise RuntimeError("bug")
 
     stream = _publish("g/status/a", b"{}") + b"\xd0\x00"
-    wrapper = publishing._ReadAhead(_ChunkedSocket(stream, 1 << 20), intake)
+    wrapper = publishing._ReadAhead(sockets.ChunkedSocket(stream, 1 << 20), intake)
     assert wrapper.recv(1 << 20) == b"\xd0\x00"

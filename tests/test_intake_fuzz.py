@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from controller import aggregating, publishing, readiness_table
 from tests import fleet as fleets
-from tests import mqtt, waiting
+from tests import mqtt, sockets, waiting
 from wire import errors, limits, manifests, status, topics, urls
 
 GROUP = "edge/us-west"
@@ -346,55 +346,15 @@ def test_oversized_payloads_are_refused_before_they_are_parsed(
 # -- the socket under the intake -------------------------------------------------------------
 
 
-def _packet(first: int, body: bytes) -> bytes:
-    length, encoded = len(body), bytearray()
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        encoded.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes([first, *encoded]) + body
-
-
 def _publish(topic: bytes, payload: bytes, *, flags: int = 0, topic_length: int | None = None) -> bytes:
     length = len(topic) if topic_length is None else topic_length
     mid = b"\x00\x07" if flags & 0x06 else b""
-    return _packet(0x30 | flags, length.to_bytes(2, "big") + topic + mid + payload)
-
-
-class _Socket:
-    """Hands out `stream` in the given chunk sizes, then has nothing more (BlockingIOError)."""
-
-    def __init__(self, stream: bytes, sizes: list[int]) -> None:
-        self.chunks, at = [], 0
-        for size in sizes or [len(stream)]:
-            if at >= len(stream):
-                break
-            self.chunks.append(stream[at : at + size])
-            at += size
-        if at < len(stream):
-            self.chunks.append(stream[at:])
-
-    def recv(self, size: int) -> bytes:
-        if not self.chunks:
-            raise BlockingIOError
-        return self.chunks.pop(0)
-
-    def send(self, buffer: bytes | bytearray) -> int:
-        return len(buffer)
-
-    def close(self) -> None:
-        pass
-
-    def fileno(self) -> int:
-        return -1
-
-    def setblocking(self, flag: bool) -> None:
-        pass
+    return sockets.packet(0x30 | flags, length.to_bytes(2, "big") + topic + mid + payload)
 
 
 def _drain(stream: bytes, sizes: list[int], intake: publishing.Intake) -> bytes:
     """What paho reads of `stream` through the wrapper; no error but BlockingIOError escapes."""
-    sock = _Socket(stream, sizes)
+    sock = sockets.ChunkedSocket(stream, sizes)
     wrapper = publishing._ReadAhead(sock, intake)
     read = bytearray()
     while sock.chunks or wrapper.pending():
@@ -414,7 +374,7 @@ _packets = st.one_of(
     st.builds(_publish, _topic_bytes, st.binary(max_size=300), flags=st.sampled_from([0, 1, 2, 3, 4, 6, 8, 9])),
     # A topic length that runs past the packet's end.
     st.builds(lambda t, p, extra: _publish(t, p, topic_length=len(t) + len(p) + extra), _topic_bytes, st.binary(max_size=20), st.integers(1, 1000)),
-    st.builds(_packet, st.integers(0, 255), st.binary(max_size=50)),
+    st.builds(sockets.packet, st.integers(0, 255), st.binary(max_size=50)),
     st.sampled_from([b"\x30\x00", b"\x30\x01\x00", b"\xd0\x00", b"\x20\x02\x00\x00"]),
 )  # fmt: skip
 

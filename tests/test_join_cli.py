@@ -7,10 +7,8 @@ its state directory, `edgefleet apply`, manual approval, revocation.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import pytest
 
 from controller.identities import Identities
 from controller.state import State
-from tests import brokers, waiting
+from tests import brokers, processes, waiting
 from tests.fakekube import FakeCluster
 from wire import urls
 
@@ -45,24 +43,6 @@ def _joining(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(_agent(*args), capture_output=True, text=True, timeout=60)
 
 
-@contextlib.contextmanager
-def _process(
-    argv: list[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env)
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
 @pytest.fixture
 def server(tmp_path: Path, topic_root: str) -> Iterator[tuple[Path, str]]:
     """A state directory with a key and a group, and `edgefleet server --tls` running on it."""
@@ -71,7 +51,7 @@ def server(tmp_path: Path, topic_root: str) -> Iterator[tuple[Path, str]]:
     assert _edgefleet("group", "create", topic_root, state_dir=state_dir).returncode == 0
     port = brokers.free_port()
     argv = [sys.executable, "-m", "controller.cli", "server", "--tls", "--listen", f"127.0.0.1:{port}"]
-    with _process([*argv, "--state-dir", str(state_dir)], tmp_path / "server.log") as process:
+    with processes.running([*argv, "--state-dir", str(state_dir)], tmp_path / "server.log") as process:
         waiting.until(
             lambda: process.poll() is not None or brokers.accepts(port),
             timeout=20,
@@ -104,7 +84,7 @@ def test_token_join_run_apply_and_revoke_with_the_command_lines(
     with FakeCluster() as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         run = _agent("run", "--state-dir", str(device), "--kubeconfig", str(kubeconfig))
-        with _process(run, tmp_path / "agent.log") as agent:
+        with processes.running(run, tmp_path / "agent.log") as agent:
             applied = _edgefleet(
                 "apply",
                 str(EXAMPLES / "hello-web"),
@@ -163,7 +143,7 @@ def test_manual_approval_and_token_revocation_with_the_command_lines(
         argv = _agent(
             "join", join, "--name", "pi-waits", "--state-dir", device, "--kubeconfig", str(kubeconfig)
         )
-        with _process(argv, tmp_path / "join.log") as waiting_join:
+        with processes.running(argv, tmp_path / "join.log") as waiting_join:
             waiting.until(waits, timeout=30, what="the request to be pending")
             assert "kubernetes_version=v" in pending[-1] and "architecture=" in pending[-1]
             assert waiting_join.poll() is None
@@ -221,7 +201,7 @@ def test_controller_drives_mosquitto_dynamic_security_from_the_command_line(
     admin_url = f"mqtts://{admin.username}:{admin.password}@{admin.host}:{admin.port}"
     device_url = f"mqtts://{admin.host}:{admin.port}"
     argv = [sys.executable, "-m", "controller.cli", "controller", "--broker", admin_url, "--broker-ca", ca]
-    with _process([*argv, "--state-dir", str(state_dir)], tmp_path / "controller.log") as controller:
+    with processes.running([*argv, "--state-dir", str(state_dir)], tmp_path / "controller.log") as controller:
         created = _edgefleet(
             "token",
             "create",
