@@ -105,13 +105,13 @@ class Aggregator:
     bundles_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     restored: int = 0  # envelopes published again because the broker did not hold them
     checks: int = 0  # checks of the retained bundles done
+    sessions: int = 0  # broker connections made
     _foreign_summaries: int = 0  # summary topics remembered only to clear them (MAX_FOREIGN_SUMMARIES)
-    # Markers sent through the broker: number -> topic roots subscribed when it was sent.
-    _markers: dict[int, frozenset[str]] = field(default_factory=dict)
-    _marker: int = 0
+    # This session's markers (controller.restoring), where they go, and those back unchecked.
+    _markers: restoring.Markers = field(default_factory=restoring.Markers)
     _sync_topic: str = ""
-    _returned: asyncio.Event = field(default_factory=asyncio.Event)
-    _to_check: frozenset[str] = frozenset()
+    _returned: asyncio.Queue[frozenset[str]] = field(default_factory=asyncio.Queue)
+    _unrestorable: set[tuple[str, str, int]] = field(default_factory=set)  # warned about once
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -279,9 +279,12 @@ class Aggregator:
         will = aiomqtt.Will(presence, _controller_presence(False), qos=1, retain=True)
         identifier = f"edgefleet-controller-{random.getrandbits(32):08x}"
         self._sync_topic = self.space.controller_sync(identifier)
-        self._markers = {}
-        self.bundles_seen.clear()  # what this session's subscriptions deliver is what the broker holds
+        # A new session checks afresh: what its subscriptions deliver is what the broker holds,
+        # and markers of the last session, answered or not, say nothing about this one.
+        self._markers, self._returned = restoring.Markers(), asyncio.Queue()
+        self.bundles_seen.clear()
         async with publishing.client(self.url, identifier=identifier, will=will, intake=self._intake) as mqtt:
+            self.sessions += 1
             await mqtt.subscribe(self._sync_topic, qos=INBOUND_QOS)
             await mqtt.publish(presence, _controller_presence(True), qos=1, retain=True)
             await mqtt.subscribe(f"{self.space.prefix}/summary/#", qos=INBOUND_QOS)
@@ -291,7 +294,7 @@ class Aggregator:
                 asyncio.create_task(self._registry_loop(state, mqtt, subscribed)),
                 asyncio.create_task(self._publish_loop(mqtt)),
                 asyncio.create_task(self._security_loop(state, mqtt)),
-                asyncio.create_task(self._restore_loop(state, mqtt)),
+                asyncio.create_task(self._restore_loop(state, mqtt, self._returned)),
             ]
             requests: set[asyncio.Task[None]] = set()
             try:
@@ -370,28 +373,24 @@ class Aggregator:
 
     async def _send_marker(self, mqtt: aiomqtt.Client, subscribed: set[str]) -> None:
         """Send ourselves a marker: when it is back, the retained bundles of `subscribed` are in."""
-        self._marker += 1
-        self._markers[self._marker] = frozenset(subscribed)
-        await mqtt.publish(self._sync_topic, str(self._marker).encode(), qos=0)
+        if self._markers.unanswered == restoring.MARKERS_KEPT - 1:
+            log.warning("markers sent to %s do not come back: bundles go unchecked", self._sync_topic)
+        await mqtt.publish(self._sync_topic, self._markers.send(subscribed), qos=0)
 
     def _marker_returned(self, payload: bytes) -> None:
-        try:
-            number = int(payload)
-        except ValueError:
-            return
-        roots = self._markers.pop(number, None)
-        for older in [n for n in self._markers if n < number]:
-            del self._markers[older]  # lost on the way (QoS 0): this one covers them
+        roots = self._markers.returned(payload)
         if roots:
-            self._to_check = roots
-            self._returned.set()
+            while not self._returned.empty():  # this one covers any not checked yet
+                self._returned.get_nowait()
+            self._returned.put_nowait(roots)
 
-    async def _restore_loop(self, state: State, mqtt: aiomqtt.Client) -> None:
+    async def _restore_loop(
+        self, state: State, mqtt: aiomqtt.Client, returned: asyncio.Queue[frozenset[str]]
+    ) -> None:
         while True:
-            await self._returned.wait()
-            self._returned.clear()
+            checked = await returned.get()
             try:
-                await self._restore(state, mqtt, self._to_check)
+                await self._restore(state, mqtt, checked)
                 self.checks += 1
             except aiomqtt.MqttError as exc:
                 log.warning("restoring retained bundles failed (%s); the next check retries", exc)
@@ -399,12 +398,27 @@ class Aggregator:
                 log.exception("restoring retained bundles failed; the next check retries")
 
     async def _restore(self, state: State, mqtt: aiomqtt.Client, checked: frozenset[str]) -> None:
-        for item in restoring.restorations(state.sealed(), self.bundles_seen, checked):
+        sealed = state.sealed()
+        for row in restoring.unrestorable(sealed, self.bundles_seen, checked):
+            if (row.bundle, row.group, row.generation) not in self._unrestorable:
+                self._unrestorable.add((row.bundle, row.group, row.generation))
+                log.error(
+                    "the broker no longer holds %s generation %d for group %s, and this controller "
+                    "keeps no copy (delivered by an earlier version): run 'edgefleet apply' "
+                    "(or 'edgefleet bundle delete' for a deleted bundle) again",
+                    row.bundle,
+                    row.generation,
+                    row.group,
+                )
+        for item in restoring.restorations(sealed, self.bundles_seen, checked):
             payload = restoring.envelope(item, state.envelopes(item.bundle, item.group))
             if payload is None:
                 continue
             topic = self.space.bundle(item.topic_root, item.bundle)
             await mqtt.publish(topic, payload, qos=1, retain=True)
+            # Seen once acknowledged, not only once read back: a broker that drops what it
+            # acknowledged gets it again next session, not every registry interval.
+            self.bundles_seen[(item.topic_root, item.bundle)] = item.generation
             self.restored += 1
             if item.pending:
                 state.acknowledge(item.bundle, item.group, item.generation, payload)

@@ -227,10 +227,11 @@ async def delete(
     if record is None:
         raise errors.ControllerError(f"no bundle {name!r}")
     previous = state.deliveries(name)
+    # Tombstones too where they are not known to be on the broker, or not kept to restore.
     targets = [
         Delivery(name, d.group, d.topic_root, DeliveryKind.TOMBSTONE, 0, "", (), False)
         for d in previous.values()
-        if d.kind is DeliveryKind.MANIFEST or not d.acknowledged
+        if d.kind is DeliveryKind.MANIFEST or not d.acknowledged or not d.kept
     ]
     report = Report(name)
     if not targets:

@@ -23,6 +23,14 @@ A marker goes out every registry interval, so a retained bundle cleared or
 overwritten by someone else is put back too. The last generation *seen* on a
 topic counts, not the highest: if an older envelope ever lands after a newer
 one (a restore racing a concurrent `apply`), the next check sends the newer.
+What the controller restores counts as seen once the broker acknowledged it,
+so a broker that acknowledges and then drops a message (a right it lacks, a
+size limit) gets it again only in the next session, not every few seconds.
+
+The marker's promise holds for one broker process (Mosquitto, amqtt): an
+MQTT cluster that replicates retained messages between its nodes later may
+not have them all when the marker returns, and then gets a harmless extra
+copy of what it already held.
 """
 
 from __future__ import annotations
@@ -31,6 +39,42 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.state import Envelopes, Sealed
+
+# Markers remembered unanswered: one goes out every registry interval, and one that comes
+# back covers those before it. More than this unanswered means the broker does not route
+# them back (a right it lacks); older ones are forgotten rather than kept forever.
+MARKERS_KEPT = 8
+
+
+class Markers:
+    """The markers one controller session sends itself, and the topic roots each covers."""
+
+    def __init__(self) -> None:
+        self._sent: dict[int, frozenset[str]] = {}
+        self._number = 0
+
+    def send(self, roots: Iterable[str]) -> bytes:
+        """The payload of the next marker, which covers `roots` (subscribed before it goes out)."""
+        self._number += 1
+        self._sent[self._number] = frozenset(roots)
+        for old in [n for n in self._sent if n <= self._number - MARKERS_KEPT]:
+            del self._sent[old]
+        return str(self._number).encode()
+
+    def returned(self, payload: bytes) -> frozenset[str] | None:
+        """The roots whose retained bundles are all in now that `payload` is back (None: not ours)."""
+        try:
+            number = int(payload)
+        except ValueError:
+            return None
+        roots = self._sent.pop(number, None)
+        for older in [n for n in self._sent if n < number]:
+            del self._sent[older]  # lost on the way (QoS 0): this one covers them
+        return roots
+
+    @property
+    def unanswered(self) -> int:
+        return len(self._sent)
 
 
 @dataclass(frozen=True)
@@ -64,6 +108,22 @@ def restorations(
         if seen.get((row.topic_root, row.bundle), 0) < want.generation:
             out.append(want)
     return out
+
+
+def unrestorable(
+    sealed: Iterable[Sealed], seen: Mapping[tuple[str, str], int], checked: Container[str]
+) -> list[Sealed]:
+    """Deliveries the broker no longer holds that no kept envelope can restore: acknowledged
+    by a version that did not keep envelopes (`edgefleet apply` or `bundle delete` sends them
+    again, and keeps them from then on)."""
+    return [
+        row
+        for row in sealed
+        if row.topic_root in checked
+        and row.acknowledged
+        and row.held_generation is None
+        and seen.get((row.topic_root, row.bundle), 0) < row.generation
+    ]
 
 
 def envelope(restore: Restore, current: Envelopes | None) -> bytes | None:

@@ -83,6 +83,7 @@ class _Work:
     task: asyncio.Task[None] | None = None
     pending: bool = True  # the latest manifest has not been acted on yet
     failed: bool = False  # acting on the latest manifest failed: its status is ErrApplied
+    payload: bytes = b""  # the envelope of `manifest`, as received
 
 
 class Agent:
@@ -156,6 +157,11 @@ class Agent:
         result = self._verified(topic, payload)
         self.received += 1
         if isinstance(result, receiving.Accepted):
+            work = self._work.get(result.manifest.bundle)
+            if work is not None and work.payload == payload:
+                # The envelope it holds, again: the broker's retained copy on every reconnect,
+                # or one the controller put back. Nothing new: no write, no status churn.
+                return result
             self._accept(result.manifest, payload)
         else:
             self.refused += 1
@@ -173,10 +179,10 @@ class Agent:
             self._save_manifest(manifest.bundle)
         work = self._work.get(manifest.bundle)
         if work is None:
-            work = self._work[manifest.bundle] = _Work(manifest)
+            work = self._work[manifest.bundle] = _Work(manifest, payload=payload)
             work.task = asyncio.get_running_loop().create_task(self._worker(manifest.bundle, work))
         else:
-            work.manifest = manifest
+            work.manifest, work.payload = manifest, payload
             work.pending = True
             work.changed.set()
 
@@ -226,7 +232,7 @@ class Agent:
         try:
             session = self.store.next_session()
         except errors.StateError as exc:
-            session = stores.following_session(self.session, time.time())
+            session = stores.following_session(max(self.session, self.store.session_read), time.time())
             self._session_unsaved = True
             self._state_trouble("session", f"session {session} kept in memory only: {exc}")
             return session
@@ -536,14 +542,17 @@ class Agent:
                 client.publish(topic, status.encode(self.status_document()), qos=1, retain=True)
             )
             replaced = asyncio.ensure_future(self._reconnected.wait())
+            abandoned = False
             try:
                 await asyncio.wait((publish, replaced), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 replaced.cancel()
-            if not publish.done():
+                if not publish.done():  # replaced by a new connection, or the reporter stops
+                    self._abandon(publish)
+                    abandoned = True
+            if abandoned:
                 # A publish on a dead link is acknowledged never and fails only at aiomqtt's
                 # timeout (10 s): the new connection carries the status now, not then.
-                self._abandon(publish)
                 self._status_changed.set()
                 continue
             try:
@@ -592,7 +601,8 @@ class Agent:
 
     async def shutdown(self) -> None:
         """Stop every worker and helper and wait until no cluster work is in flight."""
-        tasks = [work.task for work in self._work.values() if work.task is not None] + self._helpers
+        tasks: list[asyncio.Future[None]] = [w.task for w in self._work.values() if w.task is not None]
+        tasks += [*self._helpers, *self._abandoned]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -58,6 +58,7 @@ class Store:
         # The event loop reads records while a worker thread saves them: without the lock a
         # read of the old file could land in the cache after the save of the new one.
         self._applied_lock = threading.Lock()
+        self.session_read = 0  # the largest session number read from the directory
         try:
             for sub in ("manifests", "applied"):
                 (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -136,6 +137,9 @@ class Store:
             current = 0
         except (OSError, ValueError) as exc:
             raise errors.StateError(f"cannot read {path}: {exc}") from exc
+        # Read, if not kept: a caller that falls back to memory still outranks it (a device
+        # without a clock that runs at boot may otherwise start below its last session).
+        self.session_read = max(self.session_read, current)
         session = following_session(current, time.time())
         self.remember_session(session)
         return session

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent import applying
+from edge_agent import applying, receiving
 from edge_agent.agent import Agent
 from edge_agent.store import Store
 from tests import fleet as fleets
@@ -166,6 +166,22 @@ async def test_ready_is_reported_once_the_apply_is_observed_not_an_interval_late
         what="the bundle to be reported Ready",
     )
     assert agent.statuses["app"]["generation"] == 1
+
+
+async def test_the_same_envelope_again_is_taken_without_a_write_or_a_status_change(
+    agent: Agent, cluster: FakeCluster
+) -> None:
+    # What a reconnect (the broker's retained copy) or a controller's restore delivers.
+    topic, payload = T.bundle(GROUP, "app"), _sealed(1, NAMESPACE, _config_map("a"))
+    agent.receive(topic, payload)
+    await _settled(agent, "app", 1)
+    await waiting.until_async(lambda: agent.statuses["app"]["state"] == "Ready", timeout=10, what="Ready")
+    stored = agent.store.root / "manifests" / "app.bin"
+    written, requests, status = stored.stat().st_mtime_ns, len(cluster.requests), agent.statuses["app"]
+    assert isinstance(agent.receive(topic, payload), receiving.Accepted)
+    assert not agent.busy and agent.received == 2 and agent.refused == 0
+    assert stored.stat().st_mtime_ns == written and agent.statuses["app"] is status
+    assert len(cluster.requests) == requests
 
 
 async def test_bad_messages_never_stop_the_agent(agent: Agent, cluster: FakeCluster) -> None:

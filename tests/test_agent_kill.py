@@ -9,9 +9,9 @@ pruned, and an object it does not own is never touched.
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
-import subprocess
 from pathlib import Path
 
 import kubernetes.client
@@ -129,19 +129,34 @@ async def test_an_agent_killed_during_apply_finishes_it_from_its_persisted_state
                     what="generation 2",
                 )
 
-            # Killed at random points of slow applies, generation after generation.
+            # Killed at other points of slow applies, generation after generation: as soon as
+            # it runs, once its record says an apply is under way, once a new object is in.
+            def started(generation: int) -> bool:
+                return True
+
+            def under_way(generation: int) -> bool:
+                return not Store(agent_dir).applied("app").complete
+
+            def one_object_in(generation: int) -> bool:
+                return any(f["generation"] == str(generation) for f in _config_maps(cluster).values())
+
             rng = random.Random(4)
             names = ["a", "b", "c"]
-            for generation in (3, 4, 5):
+            for generation, reached in ((3, under_way), (4, one_object_in), (5, started)):
                 names = sorted(set(names) - {rng.choice(names)} | {f"n{generation}"})
                 cluster.inject(Fault.slow(0.15, times=10_000, method="PATCH"))
                 await apply(generation, names)
                 with processes.running(argv, log) as agent:
-                    try:
-                        agent.wait(timeout=rng.uniform(1.0, 3.0))
-                    except subprocess.TimeoutExpired:
-                        agent.send_signal(signal.SIGKILL)
+                    await waiting.until_async(
+                        functools.partial(reached, generation),
+                        timeout=30,
+                        interval=0.005,
+                        what=reached.__name__,
+                    )
+                    agent.send_signal(signal.SIGKILL)
+                    agent.wait(timeout=10)
                 cluster.clear_faults()
+                assert not _consistent(cluster, agent_dir, generation, set(names))  # killed before done
             with processes.running(argv, log):
                 await waiting.until_async(
                     lambda: _consistent(cluster, agent_dir, 5, set(names)), timeout=30, what="generation 5"

@@ -112,13 +112,15 @@ async def test_a_broker_restart_with_persistence_in_the_middle_of_a_rollout_lose
             await fleet.stop(e1)
             e1_status = T.status(east, "e1")
             held_status = (await mqtt.retained(broker.url, e1_status, expect=1))[e1_status]
-            checks = aggregator.checks
+            sessions = aggregator.sessions
             broker.stop()
             broker.start()
 
             with recovery.timed("broker restart, persistence on", "restart to every cluster ready"):
                 # The broker kept the retained bundles and statuses: nothing to restore.
-                await fleet.until(lambda: aggregator.checks > checks, "the controller to check again")
+                await fleet.until(lambda: aggregator.sessions > sessions, "the controller to reconnect")
+                checks = aggregator.checks
+                await fleet.until(lambda: aggregator.checks > checks, "a check in the new session")
                 assert aggregator.restored == 0
                 assert (await mqtt.retained(broker.url, e1_status, expect=1))[e1_status] == held_status
                 fleet.start(e1)
@@ -126,6 +128,7 @@ async def test_a_broker_restart_with_persistence_in_the_middle_of_a_rollout_lose
                 await _until_ready(fleet, "app", second.generation or 0, 3)
             assert first.generation == 1 and second.generation == 2
             assert {_value(d, "app") for d in (w1, w2, e1)} == {"2"}
+            assert aggregator.restored == 0
             for name, counting in counts.items():
                 assert all(n == 1 for n in counting.applied.values()), (name, counting.applied)
 

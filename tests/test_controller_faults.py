@@ -8,9 +8,7 @@ bundle, and a restarted controller publishes summaries that match the fleet.
 
 from __future__ import annotations
 
-import random
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -76,7 +74,7 @@ async def test_an_apply_killed_at_any_point_never_sets_a_generation_back_or_leav
             _bundle(tmp_path, "1")
             try:
                 with processes.running(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
-                    waiting.until(
+                    await waiting.until_async(
                         lambda: all(r.generation == 2 and r.sealed for r in fleet.state.sealed()),
                         timeout=30,
                         what="the apply to commit and seal generation 2",
@@ -91,28 +89,51 @@ async def test_an_apply_killed_at_any_point_never_sets_a_generation_back_or_leav
                 )
             await fleet.until(lambda: aggregator.restored >= 2, "the controller to count both deliveries")
 
-            # Killed at random points: the counter only moves forward, the broker is never ahead.
-            rng = random.Random(8)
+            # Killed at other points: as soon as it runs, once it committed, once the broker took
+            # one group's: the counter only moves forward, the broker is never ahead of it.
+            def generation() -> int:
+                record = fleet.state.bundle("app")
+                return record.generation if record is not None else 0
+
+            def started(before: int) -> bool:
+                return True
+
+            def committed_it(before: int) -> bool:
+                return generation() > before
+
+            def one_group_has_it(before: int) -> bool:
+                return any(r.acknowledged and r.generation > before for r in fleet.state.sealed())
+
             committed = fleet.state.bundle("app")
             assert committed is not None
-            for value in ("2", "3", "4", "5"):
+            hit = []
+            for value, reached in (("2", started), ("3", committed_it), ("4", one_group_has_it)):
                 _bundle(tmp_path, value)
+                before = generation()
                 with processes.running(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
-                    killed_after = rng.uniform(0.2, 1.2)
-                    try:
-                        apply.wait(timeout=killed_after)
-                    except subprocess.TimeoutExpired:
-                        apply.send_signal(signal.SIGKILL)
+                    await waiting.until_async(
+                        lambda: reached(before) or apply.poll() is not None,  # noqa: B023
+                        timeout=30,
+                        interval=0.005,
+                        what=reached.__name__,
+                    )
+                    hit.append(apply.poll() is None)
+                    apply.send_signal(signal.SIGKILL)
+                    apply.wait(timeout=10)
                 now = fleet.state.bundle("app")
                 assert now is not None and now.generation >= committed.generation
                 committed = now
                 held = await _held(broker.url, [west, east], fleet.key)
                 assert max(held.values()) <= committed.generation, (held, committed)
 
+            assert hit[:2] == [True, True]  # the last point may pass as the apply exits
+
             # Whatever the kills left, one apply that completes (or the controller) brings
             # every group to the content of the last one.
-            finished = subprocess.run(_cli(fleet, broker.url, "apply", str(bundle)), capture_output=True)
-            assert finished.returncode == 0, finished.stderr.decode()
+            _bundle(tmp_path, "5")
+            with processes.running(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
+                await fleet.until(lambda: apply.poll() is not None, "the last apply to finish")
+            assert apply.returncode == 0, log.read_text()
             final = fleet.state.bundle("app")
             assert final is not None and final.generation >= committed.generation
             await fleet.until(

@@ -62,3 +62,35 @@ def test_the_envelope_is_read_again_and_dropped_if_the_state_moved_on() -> None:
         restoring.envelope(pending, Envelopes(_row(5, acknowledged=False, held=3), b"five", b"three")) is None
     )
     assert restoring.envelope(pending, None) is None
+
+
+def test_a_held_envelope_is_still_sent_while_a_newer_generation_is_committed_but_not_sealed() -> None:
+    held = restoring.Restore("app", "west", ROOT, 3, False)
+    # apply committed 4 and has not sealed it yet: what the broker should hold is still 3.
+    assert restoring.envelope(
+        held, Envelopes(_row(4, acknowledged=False, sealed=False, held=3), None, b"three")
+    ) == (b"three")
+
+
+def test_deliveries_without_a_kept_envelope_are_named_when_the_broker_lost_them() -> None:
+    old = _row(sealed=False, held=None)
+    assert restoring.unrestorable([old], {}, {ROOT}) == [old]
+    assert restoring.unrestorable([old], {(ROOT, "app"): 3}, {ROOT}) == []
+    assert restoring.unrestorable([_row()], {}, {ROOT}) == []  # kept: restorations() has it
+
+
+def test_a_returned_marker_names_the_roots_subscribed_before_it_and_covers_lost_ones() -> None:
+    markers = restoring.Markers()
+    first = markers.send({"a"})
+    second = markers.send({"a", "b"})
+    assert markers.unanswered == 2
+    assert markers.returned(second) == {"a", "b"}
+    assert markers.returned(first) is None and markers.unanswered == 0  # the first was lost: covered
+    assert markers.returned(b"not a number") is None and markers.returned(b"99") is None
+
+
+def test_markers_that_never_come_back_are_not_kept_forever() -> None:
+    markers = restoring.Markers()
+    for _ in range(100):
+        markers.send({"a"})
+    assert markers.unanswered == restoring.MARKERS_KEPT

@@ -155,7 +155,7 @@ def decode_status(payload: bytes) -> StatusDocument:
             _check_bundle(name, bundle)
     _check_formats(doc.get("envelope_formats", [1]))
     if "agent_errors" in doc:
-        _check_agent_errors(doc["agent_errors"])
+        doc["agent_errors"] = _agent_errors(doc["agent_errors"])
     document: StatusDocument = doc  # type: ignore[assignment]  # validated above
     return document
 
@@ -169,16 +169,13 @@ def _check_formats(formats: object) -> None:
         raise errors.Malformed(f"status.envelope_formats must list 1 to {MAX_FORMATS} format versions")
 
 
-def _check_agent_errors(problems: object) -> None:
-    if (
-        type(problems) is not list
-        or len(problems) > MAX_AGENT_ERRORS
-        or not all(type(p) is str and len(p) <= MAX_AGENT_ERROR_CHARS for p in problems)
-    ):
-        raise errors.Malformed(
-            f"status.agent_errors must list at most {MAX_AGENT_ERRORS} strings "
-            f"of at most {MAX_AGENT_ERROR_CHARS} characters"
-        )
+def _agent_errors(problems: object) -> list[str]:
+    """`agent_errors` as kept: a list of strings is required; beyond MAX_AGENT_ERRORS lines,
+    or MAX_AGENT_ERROR_CHARS a line, it is cut rather than refused, so a later agent that
+    says more still has the rest of its status read."""
+    if type(problems) is not list or not all(type(p) is str for p in problems):
+        raise errors.Malformed("status.agent_errors must be a list of strings")
+    return [p[:MAX_AGENT_ERROR_CHARS] for p in problems[:MAX_AGENT_ERRORS]]
 
 
 def envelope_formats(document: StatusDocument) -> frozenset[int]:
