@@ -261,6 +261,14 @@ class State:
             raise errors.StateError(f"state database {self.path}: {exc}") from exc
 
     @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read the running controller makes: its errors are StateError, like writes'."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise errors.StateError(f"state database {self.path}: {exc}") from exc
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -454,19 +462,21 @@ class State:
 
     def sealed(self) -> list[Sealed]:
         """Every delivery, with which envelopes it keeps (not the envelopes: see `envelopes`)."""
-        rows = self._db.execute(
-            "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
-            "held_generation FROM deliveries ORDER BY bundle, group_name"
-        ).fetchall()
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
+                "held_generation FROM deliveries ORDER BY bundle, group_name"
+            ).fetchall()
         return [Sealed(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]) for r in rows]
 
     def envelopes(self, bundle: str, group: str) -> Envelopes | None:
         """One delivery and the envelopes it keeps, as they are now."""
-        r = self._db.execute(
-            "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
-            "held_generation, payload, held_payload FROM deliveries WHERE bundle = ? AND group_name = ?",
-            (bundle, group),
-        ).fetchone()
+        with self._reading():
+            r = self._db.execute(
+                "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
+                "held_generation, payload, held_payload FROM deliveries WHERE bundle = ? AND group_name = ?",
+                (bundle, group),
+            ).fetchone()
         if r is None:
             return None
         return Envelopes(Sealed(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]), r[7], r[8])

@@ -210,3 +210,19 @@ def test_decide_resends_once_what_was_delivered_before_envelopes_were_kept() -> 
     assert delivering.decide("app", {"west": plan}, groups, {"west": old}, {}).resend == (old,)
     kept = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), True)
     assert delivering.decide("app", {"west": plan}, groups, {"west": kept}, {}).nothing_to_do
+
+
+async def test_delete_sends_again_a_tombstone_it_keeps_no_copy_of(
+    mosquitto_url: urls.BrokerUrl, state: State, key: keys.SigningKey, topic_root: str, tmp_path: Path
+) -> None:
+    bundle = _bundle(tmp_path, "targets: [{clusterGroupSelector: {matchLabels: {region: us-west}}}]\n")
+    await delivering.apply(state, key, mosquitto_url, bundle, T)
+    first = await delivering.delete(state, key, mosquitto_url, "app", T)
+    assert first.published == {"west": "tombstone generation 2"}
+    assert (await delivering.delete(state, key, mosquitto_url, "app", T)).published == {}  # kept: done
+    # As a version that kept no envelopes left it: acknowledged, nothing to restore it from.
+    with state.transaction() as db:
+        db.execute("UPDATE deliveries SET held_payload = NULL, held_generation = NULL")
+    again = await delivering.delete(state, key, mosquitto_url, "app", T)
+    assert again.published == {"west": "tombstone generation 3"}
+    assert state.envelopes("app", "west").held_payload is not None  # type: ignore[union-attr]
