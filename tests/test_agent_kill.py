@@ -1,7 +1,9 @@
 """An agent process killed during an apply (docs/reliability.md, row 4).
 
-SIGKILL, not a clean stop, at a chosen point (while one object keeps failing,
-after others were applied) and at random points of a slow apply. After each
+SIGKILL, not a clean stop, at points read off its state (while one object
+keeps failing after others were applied; once an apply is under way; once one
+new object is in; as soon as it runs). The objects each generation keeps
+are picked by a seeded random choice. After each
 restart the agent finishes or redoes the apply from what it persisted: its
 inventory is exactly what it applied, what the new generation dropped is
 pruned, and an object it does not own is never touched.
