@@ -21,10 +21,9 @@ as a goodbye, and as the broker-held last will, all stamped with the
 connection's session number.
 
 A state directory that cannot be written (full, read-only) never stops the
-agent: bundles whose records cannot be saved are ErrApplied and retried; a
-manifest or session number that cannot be saved is kept in memory, listed in
-the status document's `agent_errors`, and saved again with every status
-until the disk takes it.
+agent: bundles whose records cannot be saved are ErrApplied and retried;
+a manifest or session number it refuses is kept in memory (edge_agent.keeping)
+and listed in the status document's `agent_errors` until it is saved.
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import aiomqtt
 
-from edge_agent import connection, deciding, errors, receiving, reporting
-from edge_agent import store as stores
+from edge_agent import connection, deciding, errors, keeping, receiving, reporting
 from edge_agent.backoff import Backoff
 from edge_agent.store import Applied, Store
 from wire import agent_config, manifests, selectors, status, topics
@@ -117,9 +115,7 @@ class Agent:
         self.session = 0
         self._seq = 0
         # What the state directory did not take: kept in memory, saved again with every status.
-        self._unsaved_manifests: dict[str, bytes] = {}
-        self._session_unsaved = False
-        self._state_errors: dict[str, str] = {}  # what -> why, for the status's agent_errors
+        self.keeping = keeping.Keeping(store, self._status_changed.set)
         self._node = UNKNOWN_NODE
         self._helpers: list[asyncio.Task[None]] = []
         # Counters for status, tests and benchmarks.
@@ -175,8 +171,7 @@ class Agent:
     def _accept(self, manifest: manifests.Manifest, payload: bytes, *, stored: bool = False) -> None:
         """`stored`: the payload came from the store (a restart), so there is nothing to save."""
         if not stored:
-            self._unsaved_manifests[manifest.bundle] = payload
-            self._save_manifest(manifest.bundle)
+            self.keeping.manifest(manifest.bundle, payload)
         work = self._work.get(manifest.bundle)
         if work is None:
             work = self._work[manifest.bundle] = _Work(manifest, payload=payload)
@@ -198,60 +193,6 @@ class Agent:
                     self.store.forget_manifest(bundle)
                 except errors.StateError as exc:  # refused again at the next restart
                     log.error("%s", exc)
-
-    # -- the state directory --------------------------------------------------------------
-
-    def _state_trouble(self, what: str, message: str) -> None:
-        if what not in self._state_errors:
-            log.error("%s", message)
-        if self._state_errors.get(what) != message:
-            self._state_errors[what] = message
-            self._status_changed.set()
-
-    def _state_fine(self, what: str) -> None:
-        if self._state_errors.pop(what, None) is not None:
-            log.info("state directory: %s saved now", what)
-            self._status_changed.set()
-
-    def _save_manifest(self, bundle: str) -> None:
-        """Save the bundle's latest verified manifest; if the disk refuses, keep it for later."""
-        payload = self._unsaved_manifests[bundle]
-        try:
-            self.store.save_manifest(bundle, payload)
-        except errors.StateError as exc:
-            self._state_trouble(
-                f"manifest of {bundle}",
-                f"manifest of {bundle} kept in memory only (a restart waits for the broker's copy): {exc}",
-            )
-            return
-        del self._unsaved_manifests[bundle]
-        self._state_fine(f"manifest of {bundle}")
-
-    def _next_session(self) -> int:
-        """The store's next session; the clock's, kept in memory, when the store cannot keep one."""
-        try:
-            session = self.store.next_session()
-        except errors.StateError as exc:
-            session = stores.following_session(max(self.session, self.store.session_read), time.time())
-            self._session_unsaved = True
-            self._state_trouble("session", f"session {session} kept in memory only: {exc}")
-            return session
-        self._session_unsaved = False
-        self._state_fine("session")
-        return session
-
-    def _save_again(self) -> None:
-        """Try once more to save what the state directory refused before."""
-        for bundle in list(self._unsaved_manifests):
-            self._save_manifest(bundle)
-        if self._session_unsaved:
-            try:
-                self.store.remember_session(self.session)
-            except errors.StateError as exc:
-                self._state_trouble("session", f"session {self.session} kept in memory only: {exc}")
-                return
-            self._session_unsaved = False
-            self._state_fine("session")
 
     # -- status -----------------------------------------------------------------------
 
@@ -294,7 +235,7 @@ class Agent:
             ts=time.time(),
             node=self._node,
             bundles=self.statuses,
-            agent_errors=[self._state_errors[what] for what in sorted(self._state_errors)],
+            agent_errors=self.keeping.refusals,
         )
 
     # -- work -------------------------------------------------------------------------
@@ -532,7 +473,7 @@ class Agent:
                 async with asyncio.timeout(self.config.heartbeat):
                     await self._status_changed.wait()
             await asyncio.sleep(STATUS_COALESCE)
-            self._save_again()
+            self.keeping.again()
             self._status_changed.clear()
             client = self._client
             if client is None:
@@ -590,7 +531,7 @@ class Agent:
                 identifier=identifier,
                 backoff=self._reconnect_backoff(),
                 keepalive=self.config.keepalive,
-                next_session=self._next_session,
+                next_session=lambda: self.keeping.next_session(self.session),
                 will=self._will,
                 on_connect=self._connected,
                 on_goodbye=self._goodbye,
