@@ -242,6 +242,7 @@ class Seen:
     seq: int = 0  # of the report kept; reset when presence starts a newer session
     agent_version: str | None = None
     reported: dict[str, Reported] | None = None  # bundle -> what it said; None: never reported
+    agent_errors: tuple[str, ...] = ()  # the agent's own trouble, as its last status said
     selected: Selected = NOTHING_SELECTED  # cache: the deployments the held manifests select here
     # Bumped whenever anything a summary shows of this cluster changes; `derived` is what
     # a summary computed of this cluster at (`derived_version`, `derived_epoch`), the
@@ -349,6 +350,7 @@ class Table:
             return False
         seen.session, seen.seq, seen.reported = report["session"], report["seq"], _reported(report)
         seen.agent_version = _shared(report["agent_version"])
+        seen.agent_errors = tuple(report.get("agent_errors", ()))
         # The device's own time of the report: after a controller restart, "last seen"
         # still says when the device last spoke, not when the retained copy was read.
         seen.last_seen = min(ts, now)
@@ -459,7 +461,7 @@ def _selected(table: Table, seen: Seen, held: list[tuple[str, manifests.Manifest
 
 
 def _row(seen: Seen, derived: Derived) -> summaries.ClusterRow:
-    return summaries.ClusterRow(
+    row = summaries.ClusterRow(
         name=seen.name,
         group=seen.group,
         labels=seen.labels,  # shared, read-only
@@ -470,6 +472,9 @@ def _row(seen: Seen, derived: Derived) -> summaries.ClusterRow:
         ready=derived.ready,
         state=derived.state,
     )
+    if seen.agent_errors:
+        row["agent_errors"] = list(seen.agent_errors)
+    return row
 
 
 _STATES = {state.value: state for state in status.State}

@@ -166,6 +166,9 @@ def _checked_group(payload: bytes, group: str) -> summaries.GroupSummary:
         seen = row.get("last_seen")
         if seen is not None and (not isinstance(seen, int | float) or isinstance(seen, bool)):
             raise wire_errors.Malformed(f"{what}.last_seen is not a time")
+        trouble = row.get("agent_errors", [])
+        if not isinstance(trouble, list) or not all(isinstance(line, str) for line in trouble):
+            raise wire_errors.Malformed(f"{what}.agent_errors is not a list of strings")
     return document
 
 
@@ -307,7 +310,7 @@ def cluster_lines(snapshot: Snapshot, *, now: float, selection: Selection | None
             _online(r["online"]),
             "never" if r["last_seen"] is None else ago(now - r["last_seen"]),
             _ratio(r["ready"], r["desired"]),
-            r["state"],
+            _state(r),
         ]
         for r in _cluster_rows(snapshot, selection)
     ]
@@ -321,6 +324,14 @@ def cluster_lines(snapshot: Snapshot, *, now: float, selection: Selection | None
             f"… and {len(rows) - len(shown)} more: narrow with --group or --state, or --limit 0 for all"
         )
     return lines
+
+
+def _state(row: summaries.ClusterRow) -> str:
+    """The row's state, and that its agent has trouble of its own (`-o json` has the lines)."""
+    trouble = len(row.get("agent_errors", ()))
+    if not trouble:
+        return row["state"]
+    return f"{row['state']} (agent: {trouble} error{'s' if trouble > 1 else ''})"
 
 
 def cluster_document(snapshot: Snapshot, selection: Selection | None = None) -> list[summaries.ClusterRow]:

@@ -169,3 +169,18 @@ def test_summaries_stay_exact_when_the_sharing_pools_overflow(monkeypatch: pytes
     assert _app(table) == (2, 0, "Modified")
     table.manifest(GROUP, _manifest(2))
     assert _cluster_states(table) == {"a": "OutOfSync", "b": "OutOfSync"}
+
+
+def test_an_agents_own_trouble_shows_in_its_row_until_its_status_drops_it() -> None:
+    first = _manifest(1)
+    table = _table(first)
+    troubled = {**_report("a", 1, app=(first, "Ready")), "agent_errors": ["session 7 kept in memory only"]}
+    table.status(GROUP, "a", troubled, 1.0)
+
+    def rows() -> dict[str, list[str] | None]:
+        group = readiness_table.summarize(table, [GROUP], 2.0).groups[GROUP]
+        return {row["name"]: row.get("agent_errors") for row in group["cluster_rows"]}
+
+    assert rows() == {"a": ["session 7 kept in memory only"], "b": None}
+    table.status(GROUP, "a", _report("a", 2, app=(first, "Ready")), 1.0)
+    assert rows() == {"a": None, "b": None}

@@ -23,7 +23,7 @@ the status decoders: consumers on other machines read these.
 from __future__ import annotations
 
 import json
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from wire import errors, limits
 
@@ -61,6 +61,8 @@ class ClusterRow(TypedDict):
     desired: int  # bundles this cluster should run
     ready: int
     state: str
+    # The agent's own trouble, as its status said (wire.status); absent when there is none.
+    agent_errors: NotRequired[list[str]]
 
 
 class BundleCell(TypedDict):
