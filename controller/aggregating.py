@@ -103,6 +103,7 @@ class Aggregator:
     _formats_heard: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
     # (topic root, bundle) -> generation of the envelope last read on that topic (controller.restoring).
     bundles_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    _bundle_reads: dict[tuple[str, str], int] = field(default_factory=dict)  # messages read per topic
     restored: int = 0  # envelopes published again because the broker did not hold them
     checks: int = 0  # checks of the retained bundles done
     sessions: int = 0  # broker connections made
@@ -161,6 +162,8 @@ class Aggregator:
             if address.group is None or address.name is None or address.group not in self._groups.values():
                 return
             if address.kind is topics.Kind.BUNDLE:
+                key = (address.group, address.name)
+                self._bundle_reads[key] = self._bundle_reads.get(key, 0) + 1
                 if not payload:
                     self.bundles_seen.pop((address.group, address.name), None)  # cleared: restore it
                     return
@@ -414,11 +417,14 @@ class Aggregator:
             payload = restoring.envelope(item, state.envelopes(item.bundle, item.group))
             if payload is None:
                 continue
-            topic = self.space.bundle(item.topic_root, item.bundle)
+            topic, key = self.space.bundle(item.topic_root, item.bundle), (item.topic_root, item.bundle)
+            reads = self._bundle_reads.get(key, 0)
             await mqtt.publish(topic, payload, qos=1, retain=True)
             # Seen once acknowledged, not only once read back: a broker that drops what it
-            # acknowledged gets it again next session, not every registry interval.
-            self.bundles_seen[(item.topic_root, item.bundle)] = item.generation
+            # acknowledged gets it again next session, not every registry interval. Unless
+            # the topic was read meanwhile: then what was read last is what it holds.
+            if self._bundle_reads.get(key, 0) == reads:
+                self.bundles_seen[key] = item.generation
             self.restored += 1
             if item.pending:
                 state.acknowledge(item.bundle, item.group, item.generation, payload)

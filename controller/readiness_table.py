@@ -242,7 +242,7 @@ class Seen:
     seq: int = 0  # of the report kept; reset when presence starts a newer session
     agent_version: str | None = None
     reported: dict[str, Reported] | None = None  # bundle -> what it said; None: never reported
-    agent_errors: tuple[str, ...] = ()  # the agent's own trouble, as its last status said
+    trouble: tuple[int, str] | None = None  # agent_errors of its last status: how many, the first
     selected: Selected = NOTHING_SELECTED  # cache: the deployments the held manifests select here
     # Bumped whenever anything a summary shows of this cluster changes; `derived` is what
     # a summary computed of this cluster at (`derived_version`, `derived_epoch`), the
@@ -350,7 +350,10 @@ class Table:
             return False
         seen.session, seen.seq, seen.reported = report["session"], report["seq"], _reported(report)
         seen.agent_version = _shared(report["agent_version"])
-        seen.agent_errors = tuple(report.get("agent_errors", ()))
+        problems = report.get("agent_errors")
+        seen.trouble = None
+        if problems:
+            seen.trouble = (len(problems), _shared(problems[0][: summaries.ROW_ERROR_CHARS]))
         # The device's own time of the report: after a controller restart, "last seen"
         # still says when the device last spoke, not when the retained copy was read.
         seen.last_seen = min(ts, now)
@@ -472,8 +475,8 @@ def _row(seen: Seen, derived: Derived) -> summaries.ClusterRow:
         ready=derived.ready,
         state=derived.state,
     )
-    if seen.agent_errors:
-        row["agent_errors"] = list(seen.agent_errors)
+    if seen.trouble is not None:
+        row["agent_errors"], row["agent_error"] = seen.trouble
     return row
 
 

@@ -166,9 +166,9 @@ def _checked_group(payload: bytes, group: str) -> summaries.GroupSummary:
         seen = row.get("last_seen")
         if seen is not None and (not isinstance(seen, int | float) or isinstance(seen, bool)):
             raise wire_errors.Malformed(f"{what}.last_seen is not a time")
-        trouble = row.get("agent_errors", [])
-        if not isinstance(trouble, list) or not all(isinstance(line, str) for line in trouble):
-            raise wire_errors.Malformed(f"{what}.agent_errors is not a list of strings")
+        count, first = row.get("agent_errors", 0), row.get("agent_error", "")
+        if type(count) is not int or count < 0 or not isinstance(first, str):
+            raise wire_errors.Malformed(f"{what}.agent_errors is not a count, or agent_error not a string")
     return document
 
 
@@ -327,8 +327,8 @@ def cluster_lines(snapshot: Snapshot, *, now: float, selection: Selection | None
 
 
 def _state(row: summaries.ClusterRow) -> str:
-    """The row's state, and that its agent has trouble of its own (`-o json` has the lines)."""
-    trouble = len(row.get("agent_errors", ()))
+    """The row's state, and that its agent has trouble of its own (`-o json` has the first line)."""
+    trouble = row.get("agent_errors", 0)
     if not trouble:
         return row["state"]
     return f"{row['state']} (agent: {trouble} error{'s' if trouble > 1 else ''})"

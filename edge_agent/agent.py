@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -81,7 +82,7 @@ class _Work:
     task: asyncio.Task[None] | None = None
     pending: bool = True  # the latest manifest has not been acted on yet
     failed: bool = False  # acting on the latest manifest failed: its status is ErrApplied
-    payload: bytes = b""  # the envelope of `manifest`, as received
+    digest: bytes = b""  # of the envelope of `manifest`, as received (an envelope may be 4 MiB)
 
 
 class Agent:
@@ -154,9 +155,10 @@ class Agent:
         self.received += 1
         if isinstance(result, receiving.Accepted):
             work = self._work.get(result.manifest.bundle)
-            if work is not None and work.payload == payload:
+            if work is not None and not work.failed and work.digest == _digest(payload):
                 # The envelope it holds, again: the broker's retained copy on every reconnect,
                 # or one the controller put back. Nothing new: no write, no status churn.
+                # (After a failure it is acted on again, as before: a reconnect retries.)
                 return result
             self._accept(result.manifest, payload)
         else:
@@ -174,10 +176,10 @@ class Agent:
             self.keeping.manifest(manifest.bundle, payload)
         work = self._work.get(manifest.bundle)
         if work is None:
-            work = self._work[manifest.bundle] = _Work(manifest, payload=payload)
+            work = self._work[manifest.bundle] = _Work(manifest, digest=_digest(payload))
             work.task = asyncio.get_running_loop().create_task(self._worker(manifest.bundle, work))
         else:
-            work.manifest, work.payload = manifest, payload
+            work.manifest, work.digest = manifest, _digest(payload)
             work.pending = True
             work.changed.set()
 
@@ -547,9 +549,15 @@ class Agent:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The reporter, cancelled, abandons the publish it was waiting for: wait for that too.
+        await asyncio.gather(*self._abandoned, return_exceptions=True)
         # A cancelled worker's thread finishes its current step; wait for it.
         await asyncio.to_thread(self._cluster_lock.acquire)
         self._cluster_lock.release()
+
+
+def _digest(envelope: bytes) -> bytes:
+    return hashlib.blake2b(envelope, digest_size=16).digest()
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from controller import readiness_table
-from wire import manifests, status
+from wire import manifests, status, summaries
 
 GROUP = "edge/site"
 
@@ -174,13 +174,17 @@ def test_summaries_stay_exact_when_the_sharing_pools_overflow(monkeypatch: pytes
 def test_an_agents_own_trouble_shows_in_its_row_until_its_status_drops_it() -> None:
     first = _manifest(1)
     table = _table(first)
-    troubled = {**_report("a", 1, app=(first, "Ready")), "agent_errors": ["session 7 kept in memory only"]}
+    long = "x" * 500
+    troubled = {**_report("a", 1, app=(first, "Ready")), "agent_errors": [long, "session 7 kept in memory"]}
     table.status(GROUP, "a", troubled, 1.0)
 
-    def rows() -> dict[str, list[str] | None]:
+    def rows() -> dict[str, tuple[object, object]]:
         group = readiness_table.summarize(table, [GROUP], 2.0).groups[GROUP]
-        return {row["name"]: row.get("agent_errors") for row in group["cluster_rows"]}
+        return {
+            row["name"]: (row.get("agent_errors"), row.get("agent_error")) for row in group["cluster_rows"]
+        }
 
-    assert rows() == {"a": ["session 7 kept in memory only"], "b": None}
+    # How many, and the first line cut short: a group's rows stay small however much agents say.
+    assert rows() == {"a": (2, "x" * summaries.ROW_ERROR_CHARS), "b": (None, None)}
     table.status(GROUP, "a", _report("a", 2, app=(first, "Ready")), 1.0)
-    assert rows() == {"a": None, "b": None}
+    assert rows() == {"a": (None, None), "b": (None, None)}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from controller import restoring
-from controller.state import Envelopes, Sealed
+from pathlib import Path
+
+from controller import aggregating, keystore, restoring
+from controller.state import Delivery, DeliveryKind, Envelopes, Group, Sealed, State
+from wire import envelopes, keys, manifests, urls
 
 ROOT = "edge/west"
 
@@ -94,3 +97,42 @@ def test_markers_that_never_come_back_are_not_kept_forever() -> None:
     for _ in range(100):
         markers.send({"a"})
     assert markers.unanswered == restoring.MARKERS_KEPT
+
+
+class _Overwritten:
+    """A client whose publish is followed, before it returns, by someone's older envelope."""
+
+    def __init__(self, aggregator: aggregating.Aggregator, older: bytes) -> None:
+        self.aggregator, self.older, self.sent = aggregator, older, []
+
+    async def publish(self, topic: str, payload: bytes, **options: object) -> None:
+        self.sent.append(payload)
+        self.aggregator.handle(topic, self.older)
+
+
+async def test_a_topic_written_while_its_bundle_is_restored_is_checked_again(tmp_path: Path) -> None:
+    key = keystore.init(tmp_path)
+    state = State.open(tmp_path)
+    try:
+        state.add_group(Group("west", ROOT))
+        delivery = Delivery("app", "west", ROOT, DeliveryKind.TOMBSTONE, 0, "", (), False)
+        generation = state.begin_generation("app", [delivery]).generation
+        third = envelopes.seal(_tombstone(generation + 2), key, version=2)
+        state.begin_generation("app", [delivery])
+        state.begin_generation("app", [delivery])
+        state.acknowledge("app", "west", generation + 2, third)
+        aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1))
+        aggregator.refresh_registry(state)
+        aggregator._trusted = keys.keyring([key.verify_key])
+        client = _Overwritten(aggregator, envelopes.seal(_tombstone(generation), key, version=2))
+        await aggregator._restore(state, client, frozenset({ROOT}))  # type: ignore[arg-type]
+        # The older one was read after ours went out: that is what the broker holds now.
+        assert client.sent == [third] and aggregator.bundles_seen[(ROOT, "app")] == generation
+        await aggregator._restore(state, client, frozenset({ROOT}))  # type: ignore[arg-type]
+        assert client.sent == [third, third]
+    finally:
+        state.close()
+
+
+def _tombstone(generation: int) -> manifests.Manifest:
+    return manifests.tombstone(bundle="app", group=ROOT, generation=generation, issued_at=1.0)

@@ -625,13 +625,13 @@ def test_a_cluster_whose_agent_has_trouble_of_its_own_says_so() -> None:
     t = topics.Topics("fleet")
     east = _east()
     trouble = "manifest of web kept in memory only: No space left on device"
-    east["cluster_rows"][0]["agent_errors"] = [trouble]
+    east["cluster_rows"][0]["agent_errors"], east["cluster_rows"][0]["agent_error"] = 1, trouble
     messages = [m for m in _messages(t) if m[0] != t.summary_group("edge/us-east")]
     snapshot = _snapshot([*messages, (t.summary_group("edge/us-east"), summaries.encode(east))])
     lines = status_cli.render(snapshot, command="clusters", output="table", now=NOW)
     assert lines[1].startswith("pi-07 ") and lines[1].endswith("   Ready (agent: 1 error)")
     rows = json.loads("\n".join(status_cli.render(snapshot, command="clusters", output="json", now=NOW)))
-    assert rows[0]["agent_errors"] == [trouble] and "agent_errors" not in rows[1]
-    east["cluster_rows"][0]["agent_errors"] = "not a list"  # type: ignore[typeddict-item]
+    assert (rows[0]["agent_errors"], rows[0]["agent_error"]) == (1, trouble) and "agent_errors" not in rows[1]
+    east["cluster_rows"][0]["agent_errors"] = "one"  # type: ignore[typeddict-item]
     refused = _snapshot([*messages, (t.summary_group("edge/us-east"), summaries.encode(east))])
     assert not any(row["name"] == "pi-07" for row in status_cli.cluster_document(refused))

@@ -61,8 +61,16 @@ class ClusterRow(TypedDict):
     desired: int  # bundles this cluster should run
     ready: int
     state: str
-    # The agent's own trouble, as its status said (wire.status); absent when there is none.
-    agent_errors: NotRequired[list[str]]
+    # The agent's own trouble, as its status said (wire.status); both absent when there is none:
+    # how many lines, and the first, cut to ROW_ERROR_CHARS (the status has them all).
+    agent_errors: NotRequired[int]
+    agent_error: NotRequired[str]
+
+
+# A group summary holds a row per cluster: a whole fleet with a full disk must not make it
+# several times larger (a status may carry 10 lines of 500 characters), so rows say how
+# many and show the first line, this long at most.
+ROW_ERROR_CHARS = 200
 
 
 class BundleCell(TypedDict):
