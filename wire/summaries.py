@@ -103,7 +103,8 @@ class FleetSummary(Counts):
 MESSAGE_NAMES = 3
 # Non-ready clusters listed per bundle summary (a 10,000-cluster outage stays a small message).
 MAX_NON_READY = 20
-# Summaries are bigger than one status (a group lists its clusters): 8 MiB holds ~40,000 rows.
+# Summaries are bigger than one status (a group lists its clusters): 8 MiB holds ~40,000 rows
+# (about half as many if every row carries an agent error).
 MAX_SUMMARY_BYTES = 8 * 1024 * 1024
 
 
