@@ -88,10 +88,12 @@ class Aggregator:
     broker_security: security.BrokerSecurity = field(default_factory=security.Unenforced)
     clock: Callable[[], float] = time.time
     table: readiness_table.Table = field(default_factory=readiness_table.Table)
-    # topic -> fingerprint of the content last published there (without `ts`); b"": a retained
-    # summary from before a restart, content unknown. Not the content itself: a group's
-    # document holds a row per cluster, 19 MB for all groups at 100,000 clusters.
+    # topic -> fingerprint of the content last published there (without `ts`). Not the content
+    # itself: a group's document holds a row per cluster, 19 MB for all groups at 100,000.
     published: dict[str, bytes] = field(default_factory=dict)
+    # Retained summaries read that this controller has not published (from before a restart):
+    # cleared unless it publishes them again (at most MAX_FOREIGN_SUMMARIES).
+    stale: set[str] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _groups: dict[str, str] = field(default_factory=dict)  # name -> topic root
     _trusted: keys.Keyring = field(default_factory=dict)
@@ -103,11 +105,9 @@ class Aggregator:
     _formats_heard: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
     # (topic root, bundle) -> generation of the envelope last read on that topic (controller.restoring).
     bundles_seen: dict[tuple[str, str], int] = field(default_factory=dict)
-    _bundle_reads: dict[tuple[str, str], int] = field(default_factory=dict)  # messages read per topic
     restored: int = 0  # envelopes published again because the broker did not hold them
     checks: int = 0  # checks of the retained bundles done
     sessions: int = 0  # broker connections made
-    _foreign_summaries: int = 0  # summary topics remembered only to clear them (MAX_FOREIGN_SUMMARIES)
     # This session's markers (controller.restoring), where they go, and those back unchecked.
     _markers: restoring.Markers = field(default_factory=restoring.Markers)
     _sync_topic: str = ""
@@ -151,26 +151,24 @@ class Aggregator:
             address = self.space.parse(topic)
             if address.kind in (topics.Kind.SUMMARY_BUNDLE, topics.Kind.SUMMARY_GROUP):
                 # Retained summaries from before a restart: known now, so stale ones get cleared.
-                if payload and topic not in self.published:
-                    if self._foreign_summaries >= MAX_FOREIGN_SUMMARIES:
+                if payload and topic not in self.published and topic not in self.stale:
+                    if len(self.stale) >= MAX_FOREIGN_SUMMARIES:
                         self.table.ignored += 1
                         return
-                    self._foreign_summaries += 1
-                    self.published[topic] = b""
+                    self.stale.add(topic)
                     self._changed.set()
                 return
             if address.group is None or address.name is None or address.group not in self._groups.values():
                 return
             if address.kind is topics.Kind.BUNDLE:
                 key = (address.group, address.name)
-                self._bundle_reads[key] = self._bundle_reads.get(key, 0) + 1
                 if not payload:
-                    self.bundles_seen.pop((address.group, address.name), None)  # cleared: restore it
+                    self.bundles_seen.pop(key, None)  # cleared: restore it
                     return
                 manifest = envelopes.verify(
                     payload, trusted=self._trusted, group=address.group, bundle=address.name
                 )
-                self.bundles_seen[(address.group, address.name)] = manifest.generation
+                self.bundles_seen[key] = manifest.generation
                 changed = self.table.manifest(address.group, manifest)
             elif address.kind is topics.Kind.STATUS:
                 document = status.decode_status(payload)
@@ -226,7 +224,7 @@ class Aggregator:
             out[self.space.summary_bundle(name)] = bundle_doc
         for root, group_doc in computed.groups.items():
             out[self.space.summary_group(root)] = group_doc
-        for topic in self.published:
+        for topic in (*self.published, *self.stale):
             if topic not in out:
                 out[topic] = None
         return out
@@ -234,10 +232,11 @@ class Aggregator:
     async def _publish(self, mqtt: aiomqtt.Client, *, everything: bool) -> None:
         for topic, document in self.summaries().items():
             if document is None:
-                if not everything and self.published.get(topic) == b"":
-                    continue
+                if not everything and topic in self.stale:
+                    continue  # someone else's: cleared with the heartbeat
                 await mqtt.publish(topic, b"", qos=1, retain=True)
-                self._forget_published(topic)
+                self.published.pop(topic, None)
+                self.stale.discard(topic)
                 continue
             # What changed is the content; `ts` changes every time and is not content.
             content, payload = _encode_stamped(document)
@@ -245,12 +244,8 @@ class Aggregator:
             if not everything and self.published.get(topic) == fingerprint:
                 continue
             await mqtt.publish(topic, payload, qos=1, retain=True)
-            self._forget_published(topic)
             self.published[topic] = fingerprint
-
-    def _forget_published(self, topic: str) -> None:
-        if self.published.pop(topic, None) == b"":
-            self._foreign_summaries -= 1
+            self.stale.discard(topic)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -417,14 +412,11 @@ class Aggregator:
             payload = restoring.envelope(item, state.envelopes(item.bundle, item.group))
             if payload is None:
                 continue
-            topic, key = self.space.bundle(item.topic_root, item.bundle), (item.topic_root, item.bundle)
-            reads = self._bundle_reads.get(key, 0)
-            await mqtt.publish(topic, payload, qos=1, retain=True)
-            # Seen once acknowledged, not only once read back: a broker that drops what it
-            # acknowledged gets it again next session, not every registry interval. Unless
-            # the topic was read meanwhile: then what was read last is what it holds.
-            if self._bundle_reads.get(key, 0) == reads:
-                self.bundles_seen[key] = item.generation
+            # Seen as sent, not only once read back: a broker that drops what it acknowledged
+            # gets it again next session, not every registry interval. Set before sending, so
+            # whatever is read on the topic meanwhile (our copy, or another) counts last.
+            self.bundles_seen[(item.topic_root, item.bundle)] = item.generation
+            await mqtt.publish(self.space.bundle(item.topic_root, item.bundle), payload, qos=1, retain=True)
             self.restored += 1
             if item.pending:
                 state.acknowledge(item.bundle, item.group, item.generation, payload)

@@ -429,11 +429,11 @@ def test_a_flood_of_foreign_summary_topics_is_remembered_only_up_to_a_cap(
     aggregator = aggregating.Aggregator(tmp_path, urls.BrokerUrl("127.0.0.1", 1), space)
     for n in range(200):
         aggregator.handle(space.summary_bundle(f"flood-{n}"), b"{}")
-    assert len(aggregator.published) == 50 and aggregator.table.ignored == 150
+    assert len(aggregator.stale) == 50 and aggregator.table.ignored == 150
     # Clearing one frees its place.
-    aggregator._forget_published(space.summary_bundle("flood-0"))
+    aggregator.stale.discard(space.summary_bundle("flood-0"))
     aggregator.handle(space.summary_bundle("flood-200"), b"{}")
-    assert space.summary_bundle("flood-200") in aggregator.published and aggregator.table.ignored == 150
+    assert space.summary_bundle("flood-200") in aggregator.stale and aggregator.table.ignored == 150
 
 
 # -- which envelope formats each agent reads ------------------------------------------------

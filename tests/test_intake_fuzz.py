@@ -6,12 +6,10 @@ statuses does not grow the controller's memory without bound."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import math
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -571,11 +569,14 @@ async def test_a_running_controller_counts_hostile_messages_and_keeps_serving(
                 what="the good status",
             )
             assert aggregator.table.ignored == len(hostile)
+
             # And it still publishes: the retained fleet summary comes to count them.
-            deadline = time.monotonic() + 15
-            while (ignored := await _ignored_in_summary(mosquitto_url, space)) != len(hostile):
-                assert time.monotonic() < deadline, f"the fleet summary says ignored={ignored}"
-                await asyncio.sleep(0.05)
+            async def counted() -> bool:
+                return await _ignored_in_summary(mosquitto_url, space) == len(hostile)
+
+            await waiting.until_checked(
+                counted, timeout=15, what=f"the fleet summary to say ignored={len(hostile)}"
+            )
             await writer.publish(presence_topic, b"", qos=1, retain=True)
 
 
