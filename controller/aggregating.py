@@ -396,7 +396,7 @@ class Aggregator:
                 log.exception("restoring retained bundles failed; the next check retries")
 
     async def _restore(self, state: State, mqtt: aiomqtt.Client, checked: frozenset[str]) -> None:
-        sealed = state.sealed()
+        sealed = state.all_deliveries()
         for row in restoring.unrestorable(sealed, self.bundles_seen, checked):
             if (row.bundle, row.group, row.generation) not in self._unrestorable:
                 self._unrestorable.add((row.bundle, row.group, row.generation))

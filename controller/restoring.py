@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
-from controller.state import Envelopes, Sealed
+from controller.state import Delivery, Envelopes
 
 # Markers remembered unanswered: one goes out every registry interval, and one that comes
 # back covers those before it. More than this unanswered means the broker does not route
@@ -89,7 +89,7 @@ class Restore:
 
 
 def restorations(
-    sealed: Iterable[Sealed], seen: Mapping[tuple[str, str], int], checked: Container[str]
+    sealed: Iterable[Delivery], seen: Mapping[tuple[str, str], int], checked: Container[str]
 ) -> list[Restore]:
     """What the broker should hold and does not, for the topic roots in `checked`.
 
@@ -111,8 +111,8 @@ def restorations(
 
 
 def unrestorable(
-    sealed: Iterable[Sealed], seen: Mapping[tuple[str, str], int], checked: Container[str]
-) -> list[Sealed]:
+    sealed: Iterable[Delivery], seen: Mapping[tuple[str, str], int], checked: Container[str]
+) -> list[Delivery]:
     """Deliveries the broker no longer holds that no kept envelope can restore: acknowledged
     by a version that did not keep envelopes (`edgefleet apply` or `bundle delete` sends them
     again, and keeps them from then on)."""

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from controller import errors
 
@@ -178,27 +179,22 @@ class Delivery:
     digest: str
     deployments: tuple[str, ...]
     acknowledged: bool
-    # The controller keeps the envelope the broker acknowledged (False: delivered by a
-    # version that did not keep it, so it could not be restored; `apply` sends it again).
-    kept: bool = True
+    sealed: bool = False  # the envelope for `generation` is kept (`Envelopes.payload`)
+    # The generation whose envelope the broker last acknowledged, kept (`Envelopes.held_payload`).
+    held_generation: int | None = None
 
-
-@dataclass(frozen=True)
-class Sealed:
-    """Which envelopes a delivery keeps, as the running controller restores them (controller.restoring)."""
-
-    bundle: str
-    group: str
-    topic_root: str
-    generation: int
-    acknowledged: bool
-    sealed: bool  # the envelope for `generation` is kept (`Envelopes.payload`)
-    held_generation: int | None  # the generation the broker last acknowledged for this group
+    @property
+    def kept(self) -> bool:
+        """Whether the controller can restore what the broker was last given (False: it was
+        delivered by a version that kept no envelopes; `apply` sends it again)."""
+        return self.held_generation is not None
 
 
 @dataclass(frozen=True)
 class Envelopes:
-    row: Sealed
+    """A delivery and the envelopes it keeps (controller.restoring)."""
+
+    row: Delivery
     payload: bytes | None  # sealed for row.generation
     held_payload: bytes | None  # last acknowledged, at row.held_generation
 
@@ -387,25 +383,9 @@ class State:
         return None if row is None else BundleRecord(row[0], row[1], row[2], bool(row[3]))
 
     def deliveries(self, bundle: str) -> dict[str, Delivery]:
-        rows = self._db.execute(
-            "SELECT bundle, group_name, topic_root, kind, generation, digest, deployments, acknowledged, "
-            "held_payload IS NOT NULL FROM deliveries WHERE bundle = ?",
-            (bundle,),
-        ).fetchall()
-        return {
-            row[1]: Delivery(
-                row[0],
-                row[1],
-                row[2],
-                DeliveryKind(row[3]),
-                row[4],
-                row[5],
-                tuple(json.loads(row[6])),
-                bool(row[7]),
-                bool(row[8]),
-            )
-            for row in rows
-        }
+        """group -> what it was last told about `bundle`."""
+        rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE bundle = ?", (bundle,))
+        return {row[1]: _delivery(row) for row in rows.fetchall()}
 
     def begin_generation(
         self, bundle: str, intended: list[Delivery], *, deleted: bool = False
@@ -460,29 +440,48 @@ class State:
                 (payload, bundle, group, generation),
             )
 
-    def sealed(self) -> list[Sealed]:
-        """Every delivery, with which envelopes it keeps (not the envelopes: see `envelopes`)."""
+    def all_deliveries(self) -> list[Delivery]:
+        """Every bundle's deliveries, by bundle and group (the restore check reads them all)."""
         with self._reading():
             rows = self._db.execute(
-                "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
-                "held_generation FROM deliveries ORDER BY bundle, group_name"
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries ORDER BY bundle, group_name"
             ).fetchall()
-        return [Sealed(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]) for r in rows]
+        return [_delivery(row) for row in rows]
 
     def envelopes(self, bundle: str, group: str) -> Envelopes | None:
         """One delivery and the envelopes it keeps, as they are now."""
         with self._reading():
-            r = self._db.execute(
-                "SELECT bundle, group_name, topic_root, generation, acknowledged, payload IS NOT NULL, "
-                "held_generation, payload, held_payload FROM deliveries WHERE bundle = ? AND group_name = ?",
+            row = self._db.execute(
+                f"SELECT {_DELIVERY_COLUMNS}, payload, held_payload FROM deliveries "
+                "WHERE bundle = ? AND group_name = ?",
                 (bundle, group),
             ).fetchone()
-        if r is None:
-            return None
-        return Envelopes(Sealed(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]), r[7], r[8])
+        return None if row is None else Envelopes(_delivery(row), row[-2], row[-1])
 
     def bundles(self) -> list[BundleRecord]:
         rows = self._db.execute(
             "SELECT name, generation, issued_at, deleted FROM bundles ORDER BY name"
         ).fetchall()
         return [BundleRecord(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+
+# What a Delivery is read from; `_delivery` maps a row of them.
+_DELIVERY_COLUMNS = (
+    "bundle, group_name, topic_root, kind, generation, digest, deployments, acknowledged, "
+    "payload IS NOT NULL, held_generation"
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        row[0],
+        row[1],
+        row[2],
+        DeliveryKind(row[3]),
+        row[4],
+        row[5],
+        tuple(json.loads(row[6])),
+        bool(row[7]),
+        bool(row[8]),
+        row[9],
+    )

@@ -75,7 +75,7 @@ async def test_an_apply_killed_at_any_point_never_sets_a_generation_back_or_leav
             try:
                 with processes.running(_cli(fleet, broker.url, "apply", str(bundle)), log) as apply:
                     await waiting.until_async(
-                        lambda: all(r.generation == 2 and r.sealed for r in fleet.state.sealed()),
+                        lambda: all(r.generation == 2 and r.sealed for r in fleet.state.all_deliveries()),
                         timeout=30,
                         what="the apply to commit and seal generation 2",
                     )
@@ -102,7 +102,7 @@ async def test_an_apply_killed_at_any_point_never_sets_a_generation_back_or_leav
                 return generation() > before
 
             def one_group_has_it(before: int) -> bool:
-                return any(r.acknowledged and r.generation > before for r in fleet.state.sealed())
+                return any(r.acknowledged and r.generation > before for r in fleet.state.all_deliveries())
 
             committed = fleet.state.bundle("app")
             assert committed is not None
@@ -140,10 +140,10 @@ async def test_an_apply_killed_at_any_point_never_sets_a_generation_back_or_leav
                 lambda: all(_value(d) == "5" for d in fleet.devices.values()), "the last content"
             )
             await fleet.until(
-                lambda: all(r.acknowledged for r in fleet.state.sealed()), "every delivery acknowledged"
+                lambda: all(r.acknowledged for r in fleet.state.all_deliveries()), "every delivery acknowledged"
             )
             held = await _held(broker.url, [west, east], fleet.key)
-            rows = {r.topic_root: r.generation for r in fleet.state.sealed()}
+            rows = {r.topic_root: r.generation for r in fleet.state.all_deliveries()}
             assert held == rows
 
 

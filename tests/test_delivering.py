@@ -205,10 +205,10 @@ def test_decide_resends_once_what_was_delivered_before_envelopes_were_kept() -> 
     from controller.state import Delivery, DeliveryKind
 
     plan = bundles.Plan(targeting.Group("west"), (), ())
-    old = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), True, kept=False)
+    old = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), True)  # no envelope kept
     groups = {"west": Group("west", "root/west")}
     assert delivering.decide("app", {"west": plan}, groups, {"west": old}, {}).resend == (old,)
-    kept = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), True)
+    kept = Delivery("app", "west", "root/west", DeliveryKind.TOMBSTONE, 4, "", (), True, held_generation=4)
     assert delivering.decide("app", {"west": plan}, groups, {"west": kept}, {}).nothing_to_do
 
 

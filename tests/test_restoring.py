@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller import aggregating, keystore, restoring
-from controller.state import Delivery, DeliveryKind, Envelopes, Group, Sealed, State
+from controller.state import Delivery, DeliveryKind, Envelopes, Group, State
 from wire import envelopes, keys, manifests, urls
 
 ROOT = "edge/west"
@@ -13,8 +13,10 @@ ROOT = "edge/west"
 
 def _row(
     generation: int = 3, *, acknowledged: bool = True, sealed: bool = True, held: int | None = 3
-) -> Sealed:
-    return Sealed("app", "west", ROOT, generation, acknowledged, sealed, held)
+) -> Delivery:
+    return Delivery(
+        "app", "west", ROOT, DeliveryKind.MANIFEST, generation, "d", (), acknowledged, sealed, held
+    )
 
 
 def test_an_acknowledged_bundle_the_broker_lost_is_restored_at_its_generation() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from controller import errors, join_cli
 from controller.identities import Identities
-from controller.state import Cluster, Delivery, DeliveryKind, Group, Sealed, State
+from controller.state import Cluster, Delivery, DeliveryKind, Group, State
 from wire import keys, urls
 
 
@@ -81,7 +81,9 @@ def test_a_database_from_before_kept_envelopes_gains_their_columns(tmp_path: Pat
     state = State(path)
     try:
         # Acknowledged before envelopes were kept: nothing to restore it from.
-        assert state.sealed() == [Sealed("app", "west", "edge/west", 3, True, False, None)]
+        assert state.all_deliveries() == [
+            Delivery("app", "west", "edge/west", DeliveryKind.MANIFEST, 3, "d", (), True)
+        ]
         assert not state.deliveries("app")["west"].kept  # so the next apply sends it again
     finally:
         state.close()
