@@ -78,11 +78,12 @@ UNKNOWN_NODE = status.NodeFacts(kubernetes_version="", platform="", ready=None)
 @dataclass
 class _Work:
     manifest: manifests.Manifest
+    topic: str  # the bundle's topic, which `receive` compares before the digest
+    digest: bytes  # of the envelope of `manifest`, as received (an envelope may be 4 MiB)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     pending: bool = True  # the latest manifest has not been acted on yet
     failed: bool = False  # acting on the latest manifest failed: its status is ErrApplied
-    digest: bytes = b""  # of the envelope of `manifest`, as received (an envelope may be 4 MiB)
 
 
 class Agent:
@@ -151,16 +152,17 @@ class Agent:
 
     def receive(self, topic: str, payload: bytes) -> receiving.Received:
         """Check one message; keep and schedule it if it is a newer (or equal) verified manifest."""
-        result = self._verified(topic, payload)
         self.received += 1
+        digest = _digest(payload)
+        work = self._work.get(topic.rsplit("/", 1)[-1])
+        if work is not None and not work.failed and work.digest == digest and topic == work.topic:
+            # The envelope it verified and holds, again, on its topic: the broker's retained copy
+            # on every reconnect, or one the controller put back. Nothing new: not verified again,
+            # no write, no status churn. (After a failure it is acted on again: a reconnect retries.)
+            return receiving.Accepted(topic, work.manifest, len(payload))
+        result = self._verified(topic, payload)
         if isinstance(result, receiving.Accepted):
-            work = self._work.get(result.manifest.bundle)
-            if work is not None and not work.failed and work.digest == _digest(payload):
-                # The envelope it holds, again: the broker's retained copy on every reconnect,
-                # or one the controller put back. Nothing new: no write, no status churn.
-                # (After a failure it is acted on again, as before: a reconnect retries.)
-                return result
-            self._accept(result.manifest, payload)
+            self._accept(result.manifest, payload, digest)
         else:
             self.refused += 1
         return result
@@ -170,16 +172,19 @@ class Agent:
         """Whether some bundle's latest manifest has not been acted on yet."""
         return any(work.pending for work in self._work.values())
 
-    def _accept(self, manifest: manifests.Manifest, payload: bytes, *, stored: bool = False) -> None:
+    def _accept(
+        self, manifest: manifests.Manifest, payload: bytes, digest: bytes, *, stored: bool = False
+    ) -> None:
         """`stored`: the payload came from the store (a restart), so there is nothing to save."""
         if not stored:
             self.keeping.manifest(manifest.bundle, payload)
         work = self._work.get(manifest.bundle)
         if work is None:
-            work = self._work[manifest.bundle] = _Work(manifest, digest=_digest(payload))
+            topic = self.topics.bundle(self.config.group, manifest.bundle)
+            work = self._work[manifest.bundle] = _Work(manifest, topic, digest)
             work.task = asyncio.get_running_loop().create_task(self._worker(manifest.bundle, work))
         else:
-            work.manifest, work.digest = manifest, _digest(payload)
+            work.manifest, work.digest = manifest, digest
             work.pending = True
             work.changed.set()
 
@@ -188,7 +193,7 @@ class Agent:
         for bundle, payload in self.store.manifests().items():
             result = self._verified(self.topics.bundle(self.config.group, bundle), payload)
             if isinstance(result, receiving.Accepted):
-                self._accept(result.manifest, payload, stored=True)
+                self._accept(result.manifest, payload, _digest(payload), stored=True)
             else:
                 log.warning("dropping stored manifest of %s: %s", bundle, result.error)
                 try:
