@@ -120,10 +120,8 @@ _RECORDS: dict[tuple[str | None, object, str, str], Reported] = {}
 _REPORTS: dict[tuple[str | Reported, ...], dict[str, Reported]] = {}
 
 
-def _record(deployment_id: object, generation: object, state: object, message: str) -> Reported:
-    key = (None if deployment_id is None else _shared(deployment_id), generation, _shared(state), message)
-    if not _small(key):
-        return Reported(*key)
+def _record(key: tuple[str | None, object, str, str]) -> Reported:
+    """The pooled record equal to `key` (a small one: `_small`)."""
     record = _RECORDS.get(key)
     if record is None:
         if len(_RECORDS) >= MAX_POOLED:
@@ -134,7 +132,7 @@ def _record(deployment_id: object, generation: object, state: object, message: s
 
 
 def _small(record: tuple[str | None, object, str, str]) -> bool:
-    """Whether a record (or its key) is small enough to pool (MAX_POOLED_TEXT)."""
+    """Whether a record's key is small enough to pool (MAX_POOLED_TEXT)."""
     deployment_id, _, _, message = record  # the state is one of a few names (decode_status)
     return len(message) <= MAX_POOLED_TEXT and (
         deployment_id is None or len(deployment_id) <= MAX_POOLED_TEXT
@@ -145,12 +143,19 @@ def _reported(report: status.StatusDocument) -> dict[str, Reported]:
     """bundle -> its record; the same dict for every cluster that reports the same."""
     entries = report["bundles"]
     bundles = [_shared(bundle) for bundle in entries]
-    records = [
-        _record(e.get("deployment_id"), e.get("generation"), e.get("state"), str(e.get("message", "")))
+    keys = [
+        (
+            None if (deployment := e.get("deployment_id")) is None else _shared(deployment),
+            e.get("generation"),
+            _shared(e.get("state")),
+            str(e.get("message", "")),
+        )
         for e in entries.values()
     ]
-    if not (_poolable(bundles, len(bundles)) and all(map(_small, records))):
-        return dict(zip(bundles, records, strict=True))
+    if not (_poolable(bundles, len(bundles)) and all(map(_small, keys))):
+        # Too big to share: this cluster's own records, and nothing of it pooled.
+        return {bundle: Reported(*k) for bundle, k in zip(bundles, keys, strict=True)}
+    records = [_record(k) for k in keys]
     key: tuple[str | Reported, ...] = (*bundles, *records)  # names, then records: never equal
     shared = _REPORTS.get(key)
     if shared is None:
