@@ -132,8 +132,9 @@ def broker(kind: str, workdir: Path) -> Iterator[tuple[urls.BrokerUrl, int]]:
     """The broker under test, in its own process; yields its URL and PID."""
     if kind == "mosquitto":
         # tests.brokers runs it as our own user: the open-file limit raised here is its too.
-        with brokers.mosquitto_process(workdir, extra_config="set_tcp_nodelay true\n") as (url, process):
-            yield url, process.pid
+        with brokers.Mosquitto(workdir, extra_config="set_tcp_nodelay true\n") as running:
+            assert running.process is not None
+            yield running.url, running.process.pid
         return
     port = brokers.free_port()
     log = (workdir / "amqtt.log").open("wb")

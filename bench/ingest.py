@@ -593,7 +593,9 @@ def end_to_end(workdir: Path, shape: Shape) -> EndToEnd:
     state_dir.mkdir()
     keystore.init(state_dir)
     registry(state_dir, shape).close()
-    with brokers.mosquitto_process(state_dir) as (url, broker):
+    with brokers.Mosquitto(state_dir) as running:
+        url, broker = running.url, running.process
+        assert broker is not None
         command = [sys.executable, str(Path(__file__).resolve()), "--publish-child", str(state_dir)]
         command += [url.host, str(url.port), str(shape.clusters), str(shape.bundles)]
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)

@@ -107,7 +107,7 @@ from broker import embedded  # noqa: E402
 from controller import aggregating, dynsec, join_cli, keystore, login, security, tokens  # noqa: E402
 from controller.identities import Identities, agent_client_id, controller_password  # noqa: E402
 from controller.state import Group, State  # noqa: E402
-from tests.brokers import DYNSEC_ADMIN, dynsec_config, mosquitto_binary, mosquitto_process  # noqa: E402
+from tests.brokers import DYNSEC_ADMIN, Mosquitto, dynsec_config, mosquitto_binary  # noqa: E402
 from wire import topics, urls  # noqa: E402
 
 GROUP = "bench/site"
@@ -213,8 +213,9 @@ def mosquitto(workdir: Path, *, nodelay: bool) -> Iterator[tuple[urls.BrokerUrl,
     workdir.mkdir(parents=True, exist_ok=True)
     extra, password = dynsec_config(workdir)
     extra += "set_tcp_nodelay true\n" if nodelay else ""
-    with mosquitto_process(workdir, extra_config=extra, anonymous=False) as (url, process):
-        yield dataclasses.replace(url, username=DYNSEC_ADMIN, password=password), process
+    with Mosquitto(workdir, extra_config=extra, anonymous=False) as running:
+        assert running.process is not None
+        yield dataclasses.replace(running.url, username=DYNSEC_ADMIN, password=password), running.process
 
 
 # -- this process: the controller and the storm --------------------------------------------------

@@ -90,22 +90,9 @@ def mosquitto(
     tls: tlscerts.TlsFiles | None = None,
     anonymous: bool = True,
 ) -> Iterator[urls.BrokerUrl]:
-    with mosquitto_process(workdir, extra_config=extra_config, tls=tls, anonymous=anonymous) as (url, _):
-        yield url
-
-
-@contextmanager
-def mosquitto_process(
-    workdir: Path,
-    *,
-    extra_config: str = "",
-    tls: tlscerts.TlsFiles | None = None,
-    anonymous: bool = True,
-) -> Iterator[tuple[urls.BrokerUrl, subprocess.Popen[bytes]]]:
-    """`mosquitto`, with its process too (benchmarks read its CPU and memory)."""
+    """A `Mosquitto` that runs for the block; yields where it listens."""
     with Mosquitto(workdir, extra_config=extra_config, tls=tls, anonymous=anonymous) as broker:
-        assert broker.process is not None
-        yield broker.url, broker.process
+        yield broker.url
 
 
 class Mosquitto:
