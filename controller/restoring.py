@@ -23,9 +23,10 @@ A marker goes out every registry interval, so a retained bundle cleared or
 overwritten by someone else is put back too. The last generation *seen* on a
 topic counts, not the highest: if an older envelope ever lands after a newer
 one (a restore racing a concurrent `apply`), the next check sends the newer.
-What the controller restores counts as seen once the broker acknowledged it,
-so a broker that acknowledges and then drops a message (a right it lacks, a
-size limit) gets it again only in the next session, not every few seconds.
+What the controller restores counts as seen as it is sent (anything read on
+the topic meanwhile counts after it), so a broker that acknowledges and then
+drops a message (a right it lacks) gets it again only in the next session,
+not every few seconds.
 
 The marker's promise holds for one broker process (Mosquitto, amqtt): an
 MQTT cluster that replicates retained messages between its nodes later may
